@@ -1,0 +1,5 @@
+"""Widgets the screens share."""
+
+from app.widgets.game_table import GameTable
+
+__all__ = ["GameTable"]
