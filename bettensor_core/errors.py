@@ -48,7 +48,19 @@ class IdentityError(BettensorError):
 
 
 class ConfigError(BettensorError):
-    """The configuration file, environment or flags hold a bad value."""
+    """The configuration file, environment or flags hold a bad value.
+
+    ``key`` and ``source`` name the first bad key and where it came from
+    (a flag, an environment variable, or a file and line); the message names
+    every bad key.
+    """
+
+    def __init__(
+        self, message: str, key: str | None = None, source: str | None = None
+    ):
+        super().__init__(message)
+        self.key = key
+        self.source = source
 
 
 class TransportError(BettensorError):
