@@ -1,0 +1,1 @@
+"""The Bettensor miner's terminal app (Textual): screens, widgets, command line."""
