@@ -3,6 +3,7 @@
 Never imports Textual; the terminal app, scripts and models all share it.
 """
 
+from bettensor_core.client import MinerClient, Subscription
 from bettensor_core.codec import Signer, decode, encode
 from bettensor_core.errors import (
     BettensorError,
@@ -13,6 +14,7 @@ from bettensor_core.errors import (
     TransportError,
     WagerError,
 )
+from bettensor_core.link import LinkOptions
 from bettensor_core.protocol import Confirmation, Game, Prediction, Settlement
 from bettensor_core.rules import Reason
 
@@ -23,11 +25,14 @@ __all__ = [
     "ErrorCode",
     "Game",
     "IdentityError",
+    "LinkOptions",
+    "MinerClient",
     "Prediction",
     "ProtocolError",
     "Reason",
     "Settlement",
     "Signer",
+    "Subscription",
     "TransportError",
     "WagerError",
     "decode",

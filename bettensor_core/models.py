@@ -34,6 +34,9 @@ class LinkStatus:
     fallback_reason: str | None = None
     validator_ss58: str | None = None
     power_state: str = "active"
+    # Why the link last failed or was refused (for example an untrusted
+    # validator hotkey); None while all is well.
+    last_error: str | None = None
 
 
 class DeliveryState(StrEnum):

@@ -1,0 +1,416 @@
+"""The miner's local store: games, predictions, the outbox and link cursors.
+
+One SQLite file (WAL) holds everything the miner knows, so the app can be
+browsed offline and nothing is lost when the process dies:
+
+- ``games``: the latest view of each game, per validator;
+- ``predictions``: every prediction the miner made, and its settlement;
+- ``deliveries``: each prediction at each validator (queued, sent,
+  accepted, rejected) and the confirmation that came back. A delivery that
+  is queued or sent is the outbox: it is resent until confirmed;
+- ``cursors``: per validator, the last event seq applied and the hotkey it
+  signed with.
+
+Each change is one transaction. A prediction is committed before anything is
+sent. The store keeps an in-memory copy of games and prediction records, so
+reads never touch the disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+import platformdirs
+
+from bettensor_core.models import Delivery, DeliveryState, PredictionRecord
+from bettensor_core.protocol import (
+    Confirmation,
+    Event,
+    Game,
+    Prediction,
+    Settlement,
+    Snapshot,
+)
+from bettensor_core.rules import utc_day
+
+log = logging.getLogger("bettensor_core.store")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS games (
+    validator TEXT NOT NULL,
+    game_id TEXT NOT NULL,
+    data BLOB NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (validator, game_id)
+);
+CREATE TABLE IF NOT EXISTS predictions (
+    prediction_id TEXT PRIMARY KEY,
+    data BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    settlement BLOB
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    prediction_id TEXT NOT NULL REFERENCES predictions (prediction_id),
+    validator TEXT NOT NULL,
+    state TEXT NOT NULL,
+    via TEXT,
+    sent_at REAL,
+    confirmation BLOB,
+    PRIMARY KEY (prediction_id, validator)
+);
+CREATE INDEX IF NOT EXISTS deliveries_outbox ON deliveries (validator, state);
+CREATE TABLE IF NOT EXISTS cursors (
+    validator TEXT PRIMARY KEY,
+    last_seq INTEGER,
+    validator_ss58 TEXT
+);
+"""
+
+_OPEN = (DeliveryState.QUEUED.value, DeliveryState.SENT.value)
+_encoder = msgspec.json.Encoder()
+_games = msgspec.json.Decoder(Game)
+_predictions = msgspec.json.Decoder(Prediction)
+_confirmations = msgspec.json.Decoder(Confirmation)
+_settlements = msgspec.json.Decoder(Settlement)
+
+
+def default_store_path() -> Path:
+    """Where the store lives unless told otherwise: the user data dir."""
+    return Path(platformdirs.user_data_dir("bettensor")) / "miner.sqlite3"
+
+
+@dataclass(slots=True)
+class Applied:
+    """What applying pushed events or a snapshot changed."""
+
+    game_ids: set[str] = field(default_factory=set)
+    prediction_ids: set[str] = field(default_factory=set)
+    snapshot: bool = False
+    last_seq: int | None = None
+
+
+class Store:
+    """The SQLite store of one miner; one instance per file, one event loop."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL keeps every commit across a killed process; only a power cut
+        # may lose the last commits, which the outbox then resends anyway.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+
+        self._games: dict[str, dict[str, tuple[float, Game]]] = {}
+        self._records: dict[str, PredictionRecord] = {}
+        self._load()
+
+    def close(self) -> None:
+        self._db.close()
+
+    # Reading (from memory).
+
+    def games(self) -> dict[str, Game]:
+        """Every game, each as the validator that updated it last sees it."""
+        merged: dict[str, tuple[float, Game]] = {}
+        for games in self._games.values():
+            for game_id, (updated_at, game) in games.items():
+                if game_id not in merged or merged[game_id][0] < updated_at:
+                    merged[game_id] = (updated_at, game)
+        return {game_id: game for game_id, (_, game) in merged.items()}
+
+    def games_of(self, validator: str) -> dict[str, Game]:
+        return {gid: game for gid, (_, game) in self._games.get(validator, {}).items()}
+
+    def prediction(self, prediction_id: str) -> PredictionRecord | None:
+        return self._records.get(prediction_id)
+
+    def predictions(self) -> list[PredictionRecord]:
+        """Every prediction, newest first."""
+        return sorted(
+            self._records.values(),
+            key=lambda r: (r.created_at, r.prediction.prediction_id),
+            reverse=True,
+        )
+
+    def day_totals(self, day: str, validators: Iterable[str]) -> dict[str, float]:
+        """Per validator, the wagers of ``day`` (UTC) not rejected there."""
+        totals = dict.fromkeys(validators, 0.0)
+        for record in self._records.values():
+            if utc_day(record.created_at) != day:
+                continue
+            for name in totals:
+                delivery = record.deliveries.get(name)
+                if delivery is None or delivery.state == DeliveryState.REJECTED:
+                    continue
+                totals[name] += record.prediction.wager or 0.0
+        return totals
+
+    def pending(self, validator: str, limit: int) -> list[Prediction]:
+        """The oldest predictions not yet confirmed by ``validator``."""
+        rows = self._db.execute(
+            "SELECT p.data FROM deliveries d JOIN predictions p USING (prediction_id)"
+            " WHERE d.validator = ? AND d.state IN (?, ?)"
+            " ORDER BY p.created_at, p.prediction_id LIMIT ?",
+            (validator, *_OPEN, limit),
+        ).fetchall()
+        return [_predictions.decode(row[0]) for row in rows]
+
+    def cursor(self, validator: str) -> tuple[int | None, str | None]:
+        """The last seq applied from ``validator`` and the hotkey it signs with."""
+        row = self._db.execute(
+            "SELECT last_seq, validator_ss58 FROM cursors WHERE validator = ?",
+            (validator,),
+        ).fetchone()
+        return (None, None) if row is None else (row[0], row[1])
+
+    # Writing (one transaction each).
+
+    def add_prediction(
+        self, prediction: Prediction, validators: Sequence[str]
+    ) -> PredictionRecord:
+        """Store a new prediction, queued for every validator, before any send."""
+        created_at = prediction.created_at or time.time()
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO predictions (prediction_id, data, created_at)"
+                " VALUES (?, ?, ?)",
+                (prediction.prediction_id, _encoder.encode(prediction), created_at),
+            )
+            self._db.executemany(
+                "INSERT INTO deliveries (prediction_id, validator, state)"
+                " VALUES (?, ?, ?)",
+                [
+                    (prediction.prediction_id, name, DeliveryState.QUEUED.value)
+                    for name in validators
+                ],
+            )
+        record = PredictionRecord(
+            prediction=prediction,
+            created_at=created_at,
+            deliveries={name: Delivery(validator=name) for name in validators},
+        )
+        self._records[prediction.prediction_id] = record
+        return record
+
+    def mark_sent(
+        self, validator: str, prediction_ids: Sequence[str], via: str, now: float
+    ) -> set[str]:
+        """Note that these predictions went out to ``validator`` over ``via``.
+
+        Returns the ids sent for the first time (queued until now).
+        """
+        first: set[str] = set()
+        with self._transaction():
+            self._db.executemany(
+                "UPDATE deliveries SET state = ?, via = ?, sent_at = ?"
+                " WHERE prediction_id = ? AND validator = ? AND state IN (?, ?)",
+                [
+                    (DeliveryState.SENT.value, via, now, pid, validator, *_OPEN)
+                    for pid in prediction_ids
+                ],
+            )
+        for pid in prediction_ids:
+            delivery = self._delivery(pid, validator)
+            if delivery is not None and delivery.state in _OPEN:
+                if delivery.state == DeliveryState.QUEUED:
+                    first.add(pid)
+                delivery.state = DeliveryState.SENT
+                delivery.via = via
+                delivery.sent_at = now
+        return first
+
+    def confirm(
+        self, validator: str, confirmations: Iterable[Confirmation]
+    ) -> set[str]:
+        """Record confirmations from ``validator``; return the ids that changed.
+
+        The first confirmation of a prediction wins: a validator answers a
+        resend with the original, so a later one changes nothing.
+        """
+        with self._transaction():
+            return self._confirm(validator, confirmations)
+
+    def apply_events(
+        self, validator: str, events: Sequence[Event], head: int
+    ) -> Applied:
+        """Apply pushed events newer than the cursor, in seq order, idempotently."""
+        applied = Applied()
+        with self._transaction():
+            last_seq, _ = self.cursor(validator)
+            for event in sorted(events, key=lambda e: e.seq):
+                if last_seq is not None and event.seq <= last_seq:
+                    continue
+                self._apply_event(validator, event, applied)
+                last_seq = event.seq
+
+            # A validator whose log restarted below our cursor lost its
+            # history: forget the cursor so the next resume asks a snapshot.
+            if last_seq is not None and head < last_seq:
+                log.warning(
+                    "validator %s is at seq %d, behind our %d: asking a snapshot",
+                    validator,
+                    head,
+                    last_seq,
+                )
+                last_seq = None
+            self._set_cursor(validator, last_seq)
+        applied.last_seq = last_seq
+        return applied
+
+    def apply_snapshot(self, validator: str, snapshot: Snapshot) -> Applied:
+        """Replace this validator's games, record its confirmations and settlements."""
+        applied = Applied(snapshot=True, last_seq=snapshot.seq)
+        now = time.time()
+        with self._transaction():
+            old = set(self._games.get(validator, {}))
+            self._db.execute("DELETE FROM games WHERE validator = ?", (validator,))
+            self._games[validator] = {}
+            for game in snapshot.games:
+                self._put_game(validator, game, now)
+            applied.game_ids = old | {game.game_id for game in snapshot.games}
+            applied.prediction_ids |= self._confirm(validator, snapshot.confirmations)
+            applied.prediction_ids |= self._settle(snapshot.settlements)
+            self._set_cursor(validator, snapshot.seq)
+        return applied
+
+    def set_validator_ss58(self, validator: str, ss58: str) -> None:
+        """Remember the hotkey ``validator`` signed its first welcome with."""
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO cursors (validator, validator_ss58) VALUES (?, ?)"
+                " ON CONFLICT (validator)"
+                " DO UPDATE SET validator_ss58 = excluded.validator_ss58",
+                (validator, ss58),
+            )
+
+    # Internals.
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    def _delivery(self, prediction_id: str, validator: str) -> Delivery | None:
+        record = self._records.get(prediction_id)
+        return None if record is None else record.deliveries.get(validator)
+
+    def _confirm(
+        self, validator: str, confirmations: Iterable[Confirmation]
+    ) -> set[str]:
+        changed: set[str] = set()
+        for confirmation in confirmations:
+            pid = confirmation.prediction_id
+            delivery = self._delivery(pid, validator)
+            # Unknown to us (another store's prediction) or already answered.
+            if delivery is None or delivery.state not in _OPEN:
+                continue
+            state = (
+                DeliveryState.ACCEPTED
+                if confirmation.accepted
+                else DeliveryState.REJECTED
+            )
+            self._db.execute(
+                "UPDATE deliveries SET state = ?, confirmation = ?"
+                " WHERE prediction_id = ? AND validator = ?",
+                (state.value, _encoder.encode(confirmation), pid, validator),
+            )
+            delivery.state = state
+            delivery.confirmation = confirmation
+            changed.add(pid)
+        return changed
+
+    def _settle(self, settlements: Iterable[Settlement]) -> set[str]:
+        changed: set[str] = set()
+        for settlement in settlements:
+            record = self._records.get(settlement.prediction_id)
+            if record is None or record.settlement == settlement:
+                continue
+            self._db.execute(
+                "UPDATE predictions SET settlement = ? WHERE prediction_id = ?",
+                (_encoder.encode(settlement), settlement.prediction_id),
+            )
+            record.settlement = settlement
+            changed.add(settlement.prediction_id)
+        return changed
+
+    def _apply_event(self, validator: str, event: Event, applied: Applied) -> None:
+        if event.game is not None:
+            self._put_game(validator, event.game, time.time())
+            applied.game_ids.add(event.game.game_id)
+        if event.confirmation is not None:
+            applied.prediction_ids |= self._confirm(validator, [event.confirmation])
+        if event.settlement is not None:
+            applied.prediction_ids |= self._settle([event.settlement])
+
+    def _put_game(self, validator: str, game: Game, now: float) -> None:
+        self._db.execute(
+            "INSERT INTO games (validator, game_id, data, updated_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (validator, game_id)"
+            " DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+            (validator, game.game_id, _encoder.encode(game), now),
+        )
+        self._games.setdefault(validator, {})[game.game_id] = (now, game)
+
+    def _set_cursor(self, validator: str, last_seq: int | None) -> None:
+        self._db.execute(
+            "INSERT INTO cursors (validator, last_seq) VALUES (?, ?)"
+            " ON CONFLICT (validator) DO UPDATE SET last_seq = excluded.last_seq",
+            (validator, last_seq),
+        )
+
+    def _load(self) -> None:
+        for validator, data, updated_at in self._db.execute(
+            "SELECT validator, data, updated_at FROM games"
+        ):
+            game = _games.decode(data)
+            self._games.setdefault(validator, {})[game.game_id] = (updated_at, game)
+
+        for data, created_at, settlement in self._db.execute(
+            "SELECT data, created_at, settlement FROM predictions"
+        ):
+            prediction = _predictions.decode(data)
+            self._records[prediction.prediction_id] = PredictionRecord(
+                prediction=prediction,
+                created_at=created_at,
+                settlement=None
+                if settlement is None
+                else _settlements.decode(settlement),
+            )
+        for pid, validator, state, via, sent_at, confirmation in self._db.execute(
+            "SELECT prediction_id, validator, state, via, sent_at, confirmation"
+            " FROM deliveries"
+        ):
+            record = self._records.get(pid)
+            if record is None:
+                continue
+            record.deliveries[validator] = Delivery(
+                validator=validator,
+                state=DeliveryState(state),
+                via=via,
+                sent_at=sent_at,
+                confirmation=(
+                    None
+                    if confirmation is None
+                    else _confirmations.decode(confirmation)
+                ),
+            )
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on an exception."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
