@@ -1,0 +1,147 @@
+"""``python -m validator_stub`` / ``bettensor-validator-stub``: run the stub.
+
+Prints one line, ``validator stub on http://HOST:PORT hotkey SS58``, once it
+listens (with ``--port 0`` that line tells a parent process the port), and
+stops cleanly on SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from bettensor_core.codec import DEFAULT_MAX_MESSAGE_BYTES, Signer
+from validator_stub.config import (
+    DEFAULT_HOST,
+    DEFAULT_HOTKEY_URI,
+    DEFAULT_PORT,
+    Limits,
+    StubConfig,
+    default_db_path,
+)
+from validator_stub.server import StubServer
+
+log = logging.getLogger("validator_stub")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="bettensor-validator-stub",
+        description="A local Bettensor validator: WebSocket /ws and HTTP on one port.",
+    )
+    limits = Limits()
+    add = parser.add_argument
+    add("--host", default=DEFAULT_HOST, help="address to bind (default %(default)s)")
+    add("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
+    add(
+        "--db",
+        default=None,
+        help=f"SQLite file or :memory: (default {default_db_path()})",
+    )
+    add("--seed", type=int, default=7, help="demo season seed (default %(default)s)")
+    add("--games", type=int, default=60, help="open games to keep (default 60)")
+    add(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="season time runs X times faster; 0 freezes it (default 1)",
+    )
+    add("--no-websocket", action="store_true", help="refuse WebSocket upgrades (403)")
+    add(
+        "--hotkey-uri",
+        default=DEFAULT_HOTKEY_URI,
+        help="development hotkey URI (default %(default)s)",
+    )
+    add("--wallet.path", dest="wallet_path", default=None, help="bittensor wallets")
+    add("--wallet.name", dest="wallet_name", default=None, help="wallet to sign with")
+    add("--wallet.hotkey", dest="wallet_hotkey", default=None, help="its hotkey")
+    add("--max-connections", type=int, default=limits.max_connections)
+    add(
+        "--max-message-bytes",
+        type=int,
+        default=DEFAULT_MAX_MESSAGE_BYTES,
+        help="largest frame or body accepted (default %(default)s)",
+    )
+    add(
+        "--rate",
+        type=float,
+        default=limits.rate,
+        help="messages a second per miner; the burst is twice this",
+    )
+    add("--log-level", default="INFO", help="DEBUG shows every frame")
+    return parser.parse_args(argv)
+
+
+def make_signer(args: argparse.Namespace) -> Signer:
+    """The stub's hotkey: a wallet's when a wallet is named, else the dev URI."""
+    if args.wallet_name or args.wallet_hotkey or args.wallet_path:
+        from bittensor_wallet import Wallet
+
+        kwargs = {
+            key: value
+            for key, value in (
+                ("name", args.wallet_name),
+                ("hotkey", args.wallet_hotkey),
+                ("path", args.wallet_path),
+            )
+            if value
+        }
+        return Signer(Wallet(**kwargs).hotkey)
+    return Signer.from_uri(args.hotkey_uri)
+
+
+def make_config(args: argparse.Namespace) -> StubConfig:
+    limits = Limits(
+        max_connections=args.max_connections,
+        max_message_bytes=args.max_message_bytes,
+        rate=args.rate,
+        burst=2 * args.rate,
+    )
+    return StubConfig(
+        host=args.host,
+        port=args.port,
+        db=args.db,
+        seed=args.seed,
+        games=args.games,
+        speed=args.speed,
+        websocket_enabled=not args.no_websocket,
+        limits=limits,
+        signer=make_signer(args),
+    )
+
+
+async def serve(config: StubConfig) -> None:
+    """Run until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with StubServer(config) as stub:
+        print(f"validator stub on {stub.url} hotkey {stub.ss58}", flush=True)
+        await stop.wait()
+        log.info("stopping")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        config = make_config(args)
+    except Exception as exc:
+        sys.exit(f"cannot load the stub's hotkey: {exc}")
+    try:
+        asyncio.run(serve(config))
+    except OSError as exc:
+        sys.exit(f"cannot start the validator stub: {exc}")
+
+
+if __name__ == "__main__":
+    main()

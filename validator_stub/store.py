@@ -1,0 +1,154 @@
+"""The stub's SQLite storage: predictions, day totals, games, events, nonces.
+
+Writes go into one open transaction on the event loop's thread and are
+committed together on the next loop iteration (group commit), so a flood of
+predictions costs one commit per batch rather than one per prediction. No
+answer leaves the stub before `Store.durable` says its writes are committed;
+the ``on_commit`` hook runs right after each commit, which is where the
+validator publishes the events that commit made durable.
+
+WAL mode with ``synchronous=NORMAL`` survives a killed process (kill -9);
+``durable_sync=True`` uses ``synchronous=FULL`` to also survive power loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable, Iterable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS games (game_id TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS predictions (
+    miner TEXT NOT NULL,
+    prediction_id TEXT NOT NULL,
+    content BLOB NOT NULL,
+    confirmation BLOB NOT NULL,
+    accepted INTEGER NOT NULL,
+    game_id TEXT,
+    wager REAL,
+    odds_taken REAL,
+    day TEXT NOT NULL,
+    confirmed_at REAL NOT NULL,
+    settled INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (miner, prediction_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS predictions_open
+    ON predictions (game_id) WHERE accepted = 1 AND settled = 0;
+CREATE INDEX IF NOT EXISTS predictions_by_time ON predictions (miner, confirmed_at);
+CREATE TABLE IF NOT EXISTS settlements (
+    miner TEXT NOT NULL,
+    prediction_id TEXT NOT NULL,
+    data BLOB NOT NULL,
+    settled_at REAL NOT NULL,
+    PRIMARY KEY (miner, prediction_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS settlements_by_time ON settlements (miner, settled_at);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    miner TEXT,
+    at REAL NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS nonces (
+    sender TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    PRIMARY KEY (sender, nonce)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS nonces_by_time ON nonces (ts);
+"""
+
+
+class Store:
+    """One SQLite connection, used only from the event loop's thread."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        durable_sync: bool = False,
+        on_commit: Callable[[], None] | None = None,
+    ):
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={'FULL' if durable_sync else 'NORMAL'}")
+        self._db.executescript(SCHEMA)
+        self.on_commit = on_commit
+        self._in_tx = False
+        self._commit_done: asyncio.Future[None] | None = None
+        self.commits = 0
+
+    # Writing: one open transaction, committed on the next loop iteration.
+
+    def write(self, sql: str, params: Iterable[Any] = ()) -> None:
+        if not self._in_tx:
+            self._db.execute("BEGIN")
+            self._in_tx = True
+        self._db.execute(sql, tuple(params))
+        self._schedule_commit()
+
+    def _schedule_commit(self) -> None:
+        if self._commit_done is None:
+            loop = asyncio.get_running_loop()
+            self._commit_done = loop.create_future()
+            loop.call_soon(self._commit)
+
+    def _commit(self) -> None:
+        done, self._commit_done = self._commit_done, None
+        try:
+            self.commit_now()
+        except Exception as exc:
+            log.exception("commit failed")
+            if done is not None and not done.done():
+                done.set_exception(exc)
+                # Nobody may be waiting; do not warn about an unretrieved error.
+                done.exception()
+            return
+        if done is not None and not done.done():
+            done.set_result(None)
+
+    def commit_now(self) -> None:
+        """Commit whatever is pending, then tell ``on_commit``."""
+        if self._in_tx:
+            self._db.execute("COMMIT")
+            self._in_tx = False
+            self.commits += 1
+        if self.on_commit is not None:
+            self.on_commit()
+
+    async def durable(self) -> None:
+        """Return once every write made so far is committed."""
+        if self._commit_done is not None:
+            await asyncio.shield(self._commit_done)
+
+    def close(self) -> None:
+        if self._commit_done is not None:
+            self._commit()
+        self._db.close()
+
+    # Reading (sees the open transaction too: one connection).
+
+    def one(self, sql: str, params: Iterable[Any] = ()) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = self._db.execute(sql, tuple(params)).fetchone()
+        return row
+
+    def all(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        return list(self._db.execute(sql, tuple(params)).fetchall())
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.one("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: object) -> None:
+        self.write(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, str(value)),
+        )
