@@ -160,7 +160,10 @@ def load_signer(
     # Without a keyring there is nothing to offer; the miner was told why.
     if status.available and remember is not None and remember():
         if _keyring_set(account, typed, keyring_backend):
-            tell("The hotkey password is now remembered in the system keyring.")
+            tell(
+                "The hotkey password is now remembered in the system keyring.",
+                logging.INFO,
+            )
         else:
             tell(NO_KEYRING_MESSAGE)
     return _loaded(keypair, path)
@@ -394,11 +397,11 @@ class _Teller:
         self._notify = notify
         self._told: set[str] = set()
 
-    def __call__(self, message: str) -> None:
+    def __call__(self, message: str, level: int = logging.WARNING) -> None:
         if message in self._told:
             return
         self._told.add(message)
-        logger.warning("%s", message)
+        logger.log(level, "%s", message)
         if self._notify is not None:
             self._notify(message)
 
