@@ -134,6 +134,7 @@ def setup_logging(
 
     Calling it again replaces the earlier file handler instead of adding one.
     """
+    root_level = _level(level)
     folder = Path(log_dir).expanduser() if log_dir is not None else default_log_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / file_name
@@ -153,7 +154,7 @@ def setup_logging(
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     handler.addFilter(SecretFilter())
     root.addHandler(handler)
-    root.setLevel(_level(level))
+    root.setLevel(root_level)
     if quiet_terminal:
         logging.captureWarnings(True)
     logging.getLogger(__name__).info("logging to %s", path)
