@@ -65,7 +65,7 @@ def test_real_mnemonics_are_blanked_and_prose_is_not() -> None:
 
     # Fourteen short lowercase words: shaped like a mnemonic, without its checksum.
     prose = (
-        "every miner should check that each validator sends fresh odds "
+        "every miner should check that each server sends fresh odds "
         "before kickoff and after halftime"
     )
     assert redact(prose) == prose
