@@ -63,7 +63,7 @@ def test_real_mnemonics_are_blanked_and_prose_is_not() -> None:
     mnemonic24 = Keypair.generate_mnemonic(24)
     assert mnemonic24.split()[5] not in redact(mnemonic24).split()
 
-    # Fourteen short lowercase words: shaped like a mnemonic, without its checksum.
+    # Fifteen short lowercase words: shaped like a mnemonic, without its checksum.
     prose = (
         "every miner should check that each server sends fresh odds "
         "before kickoff and after halftime"
