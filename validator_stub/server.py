@@ -272,7 +272,7 @@ class StubServer:
             "events_logged": len(validator.log),
             "games": len(validator.games),
             "connections": hub.total_connections,
-            "active_connections": len(hub.connections),
+            "active_connections": hub.open_sockets,
             "commits": self.store.commits if self.store else 0,
             "uptime": round(time.monotonic() - hub.started_at, 3),
         }

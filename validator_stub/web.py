@@ -203,6 +203,7 @@ class Hub:
         self.connections: set[Connection] = set()
         self.by_miner: dict[str, set[Connection]] = {}
         self.total_connections = 0
+        self.open_sockets = 0
         self.drop_count = 0
         self.started_at = time.monotonic()
         self.on_game_change = on_game_change
@@ -339,8 +340,8 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         return
 
     await ws.accept()
-    if len(hub.connections) >= hub.limits.max_connections:
-        log.info("refused websocket: %d connections open", len(hub.connections))
+    if hub.open_sockets >= hub.limits.max_connections:
+        log.info("refused websocket: %d connections open", hub.open_sockets)
         message = f"too many connections (at most {hub.limits.max_connections})"
         with contextlib.suppress(Exception):
             await ws.send_text(
@@ -350,12 +351,14 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         return
 
     hub.total_connections += 1
+    hub.open_sockets += 1
     conn = Connection(ws, hub.limits, hub.validator.durable)
     try:
         await _session(hub, conn)
     except WebSocketDisconnect:
         pass
     finally:
+        hub.open_sockets -= 1
         hub.unregister(conn)
         await conn.finish()
         log.info(
@@ -589,7 +592,7 @@ async def get_health(request: Request) -> Response:
         {
             "status": "ok",
             "connections": hub.total_connections,
-            "active_connections": len(hub.connections),
+            "active_connections": hub.open_sockets,
             "uptime": round(time.monotonic() - hub.started_at, 3),
             "head": hub.validator.head,
             "websocket_enabled": hub.controls.websocket_enabled,
