@@ -347,17 +347,17 @@ class MinerApp(App[None]):
         await super().on_event(event)
 
     def _note_input(self) -> None:
-        if self.power.on_input():
-            self._power_changed()
+        self.power.on_input()
+        self._power_changed()
         self._arm_idle_timer()
 
     def on_app_blur(self) -> None:
-        if self.power.on_focus(False):
-            self._power_changed()
+        self.power.on_focus(False)
+        self._power_changed()
 
     def on_app_focus(self) -> None:
-        if self.power.on_focus(True):
-            self._power_changed()
+        self.power.on_focus(True)
+        self._power_changed()
         self._arm_idle_timer()
 
     def _arm_idle_timer(self) -> None:
@@ -373,11 +373,12 @@ class MinerApp(App[None]):
 
     def _idle_due(self) -> None:
         self._idle_timer = None
-        if self.power.update():
-            self._power_changed()
+        self.power.update()
+        self._power_changed()
         self._arm_idle_timer()
 
     def _power_changed(self) -> None:
+        # Compared with what the app last applied: others may update the policy.
         state = self.power.state
         if state == self._power_state:
             return

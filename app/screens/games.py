@@ -109,14 +109,27 @@ class GamesScreen(Screen[None]):
             return
         banner.display = session.demo and not getattr(self, "_banner_hidden", False)
         if session.demo:
-            where = session.config_path or "the config file"
-            banner.update(
-                f"Local demo validator at {session.demo_url}: demo games and a "
-                "development hotkey, nothing real at stake. To mine for real, run "
-                f"with --validator URL or set validators in {where}.  (b hides this)"
-            )
+            banner.update(self._banner_text(session))
         self.table.update_games(session.client.games)
         self.table.set_predicted(set(self.miner.predicted_games))
+
+    def _banner_text(self, session: Any) -> str:
+        if self.size.width and self.size.width < 60:
+            return (
+                "Local demo validator, demo games. Real one: --validator URL. (b hides)"
+            )
+        where = session.config_path or "the config file"
+        return (
+            f"Local demo validator at {session.demo_url}: demo games and a "
+            "development hotkey, nothing real at stake. To mine for real, run "
+            f"with --validator URL or set validators in {where}.  (b hides this)"
+        )
+
+    def on_resize(self) -> None:
+        self._show_filters()
+        session = self.miner.session
+        if session is not None and session.demo:
+            self.query_one("#banner", Static).update(self._banner_text(session))
 
     def apply_changes(self, changes: Changes) -> None:
         if changes.session:

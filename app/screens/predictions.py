@@ -117,21 +117,9 @@ class PredictionsScreen(Screen[None]):
     def refresh_all(self) -> None:
         table = self.query_one("#predictions", DataTable)
         keep = _cursor_key(table)
-        table.clear(columns=True)
         narrow = self._narrow()
-        if narrow:
-            table.add_columns("Pick", "Wager", "Fate")
-        else:
-            table.add_columns(
-                "Placed",
-                "Game",
-                "Pick",
-                "Wager",
-                "Fate",
-                "Path",
-                "Confirmed in",
-                "Result",
-            )
+        set_columns(table, NARROW_COLUMNS if narrow else WIDE_COLUMNS)
+        table.clear()
         session = self.miner.session
         games = session.client.games if session else {}
         records = self._records()
@@ -230,6 +218,30 @@ class PredictionsScreen(Screen[None]):
             "All, queued, sent, accepted, rejected, won, lost",
             self.action_cycle_filter,
         )
+
+
+NARROW_COLUMNS = ("Pick", "Wager", "Fate")
+WIDE_COLUMNS = (
+    "Placed",
+    "Game",
+    "Pick",
+    "Wager",
+    "Fate",
+    "Path",
+    "Confirmed in",
+    "Result",
+)
+
+
+def set_columns(table: DataTable[str | Text], labels: tuple[str, ...]) -> None:
+    """Replace the columns only when the layout changed (rows keep their widths)."""
+    current = tuple(str(column.label) for column in table.columns.values())
+    if current == labels:
+        return
+    table.clear(columns=True)
+    layout = len(labels)
+    for label in labels:
+        table.add_column(label, key=f"{layout}:{label}")
 
 
 def _cursor_key(table: DataTable[str | Text]) -> str | None:

@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from app.screens.predictions import set_columns
 from app.widgets.status_line import StatusLine
 from bettensor_core.models import LinkState
 
@@ -21,6 +22,19 @@ STATE_STYLE = {
     LinkState.CONNECTING: "dim",
     LinkState.OFFLINE: "bold red",
 }
+
+
+NARROW_COLUMNS = ("Validator", "Link", "RTT")
+WIDE_COLUMNS = (
+    "Validator",
+    "URL",
+    "Link",
+    "RTT",
+    "Last seq",
+    "Reconnects",
+    "Fallback reason",
+    "Power",
+)
 
 
 class ValidatorsScreen(Screen[None]):
@@ -61,21 +75,9 @@ class ValidatorsScreen(Screen[None]):
 
     def refresh_all(self) -> None:
         table = self.query_one("#links", DataTable)
-        table.clear(columns=True)
         narrow = self.size.width < 60
-        if narrow:
-            table.add_columns("Validator", "Link", "RTT")
-        else:
-            table.add_columns(
-                "Validator",
-                "URL",
-                "Link",
-                "RTT",
-                "Last seq",
-                "Reconnects",
-                "Fallback reason",
-                "Power",
-            )
+        set_columns(table, NARROW_COLUMNS if narrow else WIDE_COLUMNS)
+        table.clear()
         session = self.miner.session
         links = session.client.links() if session else []
         for link in links:

@@ -1,0 +1,433 @@
+"""Pilot tests of the miner app's flows against a real embedded validator stub.
+
+Every test runs a real `StubServer` on 127.0.0.1 port 0 (SQLite in tmp_path,
+simulator frozen with speed 0) and a real `MinerClient` with a fresh sr25519
+hotkey; the app is driven with keys through Textual's Pilot.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Input, Static
+
+from app.format import Fate, fate
+from app.miner import MinerApp
+from app.screens.predict import PredictDialog
+from app.session import Session
+from app.widgets.status_line import StatusLine
+from bettensor_core.client import MinerClient
+from bettensor_core.codec import Signer
+from bettensor_core.config import ValidatorConfig
+from bettensor_core.link import LinkOptions
+from bettensor_core.power import PowerPolicy
+from bettensor_core.protocol import Game
+from validator_stub.server import StubConfig, StubServer
+
+FAST_LINKS = LinkOptions(
+    websocket_timeout=1.0,
+    backoff_base=0.05,
+    backoff_cap=0.5,
+    stable_after=0.5,
+    probe_interval=120.0,
+)
+
+
+@pytest.fixture
+async def stub(tmp_path: Path) -> AsyncIterator[StubServer]:
+    server = StubServer(
+        StubConfig(
+            host="127.0.0.1",
+            port=0,
+            db=tmp_path / "stub.sqlite",
+            games=12,
+            speed=0,
+            seed=11,
+        )
+    )
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+def make_app(stub: StubServer, tmp_path: Path) -> Callable[..., MinerApp]:
+    """Builds an app whose session is a real client of ``stub``."""
+
+    def build(**options: Any) -> MinerApp:
+        signer = Signer.from_uri(f"//app-test-{uuid.uuid4().hex}")
+        power = options.pop("power", None) or PowerPolicy()
+
+        async def opener() -> Session:
+            client = MinerClient(
+                signer,
+                [ValidatorConfig(url=stub.url, ss58=stub.ss58, name="stub")],
+                store_path=tmp_path / f"miner-{uuid.uuid4().hex}.sqlite",
+                power=power,
+                link_options=FAST_LINKS,
+            )
+            await client.start()
+            return Session(client=client, config_path=tmp_path / "miner.toml")
+
+        return MinerApp(opener, power=power, cursor_blink=False, **options)
+
+    return build
+
+
+async def until(
+    pilot: Pilot[Any], check: Callable[[], object], timeout: float = 8.0
+) -> None:
+    """Let the app run until ``check()`` is true (bounded in time)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {check}")
+        await pilot.pause(0.05)
+
+
+async def ready(pilot: Pilot[Any]) -> MinerApp:
+    """Wait until the app is connected over WebSocket with games listed."""
+    app: MinerApp = pilot.app  # type: ignore[assignment]
+    await until(pilot, lambda: app.session is not None and app.session.client.games)
+    await until(pilot, lambda: "WS" in app.screen.query_one(StatusLine).plain)
+    await until(pilot, lambda: table(app).shown_game_ids)
+    return app
+
+
+def table(app: MinerApp) -> Any:
+    return app.screen.query_one("#games")
+
+
+def text(app: MinerApp, selector: str) -> str:
+    return str(app.screen.query_one(selector, Static).render())
+
+
+def open_games(stub: StubServer) -> list[Game]:
+    return [g for g in stub.games() if g.status == "scheduled"]
+
+
+async def open_dialog(pilot: Pilot[Any], game_id: str) -> PredictDialog:
+    app: MinerApp = pilot.app  # type: ignore[assignment]
+    app.screen.open_game(game_id)  # type: ignore[attr-defined]
+    await until(pilot, lambda: isinstance(app.screen, PredictDialog))
+    return app.screen  # type: ignore[return-value]
+
+
+async def type_wager(pilot: Pilot[Any], value: str) -> None:
+    field = pilot.app.screen.query_one("#wager", Input)
+    field.focus()
+    field.value = ""
+    field.insert_text_at_cursor(value)
+    await pilot.pause()
+
+
+def sent_count(stub: StubServer) -> int:
+    stats = stub.stats()
+    return int(stats["accepted"]) + int(stats["rejected"])
+
+
+async def test_browse_lists_every_open_game(make_app: Any, stub: StubServer) -> None:
+    """The Games screen lists every open game of the validator, soonest first."""
+    async with make_app().run_test(size=(120, 40)) as pilot:
+        app = await ready(pilot)
+        expected = [
+            g.game_id for g in sorted(open_games(stub), key=lambda g: g.kickoff)
+        ]
+        assert table(app).shown_game_ids == expected
+        assert "budget 1,000.00 left" in app.screen.query_one(StatusLine).plain
+
+
+async def test_filters_by_sport_league_and_status(
+    make_app: Any, stub: StubServer
+) -> None:
+    """The sport, league and status keys narrow the table; x shows every game."""
+    async with make_app().run_test(size=(120, 40)) as pilot:
+        app = await ready(pilot)
+        games = {g.game_id: g for g in stub.games()}
+
+        await pilot.press("f")
+        sport = app.screen.sport  # type: ignore[attr-defined]
+        shown = table(app).shown_game_ids
+        assert shown and all(games[gid].sport == sport for gid in shown)
+
+        await pilot.press("l")
+        league = app.screen.league  # type: ignore[attr-defined]
+        shown = table(app).shown_game_ids
+        assert shown and all(games[gid].league == league for gid in shown)
+
+        # Kick one game off: the "open" filter hides it, "live" shows only it.
+        live = open_games(stub)[0]
+        await stub.kickoff(live.game_id)
+        await pilot.press("x")
+        await until(
+            pilot, lambda: app.session.client.games[live.game_id].status == "live"
+        )
+        app.flush_now()
+        await pilot.press("t")  # all -> scheduled
+        assert live.game_id not in table(app).shown_game_ids
+        await pilot.press("t")  # scheduled -> live
+        assert table(app).shown_game_ids == [live.game_id]
+
+
+async def test_search_opens_the_right_game(make_app: Any, stub: StubServer) -> None:
+    """Searching a team and pressing Enter opens the dialog of that very game."""
+    async with make_app().run_test(size=(120, 40)) as pilot:
+        app = await ready(pilot)
+        games = open_games(stub)
+        words = [w for g in games for w in (g.team_a, g.team_b, g.league, g.sport)]
+        target = next(g for g in reversed(games) if words.count(g.team_a) == 1)
+
+        await pilot.press("slash")
+        app.screen.query_one("#search", Input).insert_text_at_cursor(target.team_a)
+        await pilot.pause()
+        assert table(app).shown_game_ids == [target.game_id]
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, PredictDialog))
+        assert app.screen.game_id == target.game_id  # type: ignore[attr-defined]
+        assert target.team_a in text(app, "#title")
+
+
+@pytest.mark.parametrize(
+    ("wager", "reason"),
+    [
+        ("abc", "not a number"),
+        ("-5", "more than 0"),
+        ("NaN", "finite"),
+        ("1.234", "two decimals"),
+        ("1000.01", "left in today's budget"),
+    ],
+)
+async def test_bad_wager_is_refused_inline_and_nothing_sent(
+    make_app: Any, stub: StubServer, wager: str, reason: str
+) -> None:
+    """A bad wager is refused in the dialog with its reason; nothing is stored or sent."""
+    async with make_app().run_test(size=(120, 40)) as pilot:
+        app = await ready(pilot)
+        game = open_games(stub)[0]
+        await open_dialog(pilot, game.game_id)
+        await pilot.press("1")
+        await type_wager(pilot, wager)
+        assert reason in text(app, "#error")
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, PredictDialog)
+        assert reason in text(app, "#error")
+        assert app.session.client.predictions() == []
+        assert sent_count(stub) == 0
+
+
+async def test_prediction_is_accepted_and_shown(
+    make_app: Any, stub: StubServer
+) -> None:
+    """A good prediction is sent, confirmed, toasted and listed as accepted."""
+    async with make_app().run_test(size=(120, 40)) as pilot:
+        app = await ready(pilot)
+        game = open_games(stub)[0]
+        await open_dialog(pilot, game.game_id)
+        await pilot.press("2")
+        await type_wager(pilot, "25")
+        assert "Payout if it wins" in text(app, "#payout")
+        await pilot.press("enter")
+        await until(pilot, lambda: not isinstance(app.screen, PredictDialog))
+
+        client = app.session.client
+        await until(pilot, lambda: fate(client.predictions()[0]) == Fate.ACCEPTED)
+        await until(pilot, lambda: "975.00" in app.screen.query_one(StatusLine).plain)
+        assert stub.stats()["accepted"] == 1
+        assert any(n.title == "Confirmed" for n in app._notifications)
+        assert game.game_id in app.predicted_games
+
+        await pilot.press("p")
+        await until(pilot, lambda: app.screen.query("#predictions"))
+        rows = app.screen.query_one("#predictions", DataTable)
+        await until(pilot, lambda: rows.row_count == 1)
+        assert "accepted" in str(rows.get_row_at(0))
+        assert "ws" in text(app, "#detail")
+
+
+async def test_rejection_is_shown_with_its_reason(
+    make_app: Any, stub: StubServer
+) -> None:
+    """A game that kicks off while the prediction travels is rejected, with why."""
+    async with make_app().run_test(size=(120, 40)) as pilot:
+        app = await ready(pilot)
+        game = open_games(stub)[0]
+        await open_dialog(pilot, game.game_id)
+        await pilot.press("1")
+        await type_wager(pilot, "10")
+
+        # The validator sits on the prediction long enough for the kickoff.
+        stub.set_latency(400)
+        await pilot.press("enter")
+        await until(pilot, lambda: not isinstance(app.screen, PredictDialog))
+        await stub.kickoff(game.game_id)
+        stub.set_latency(0)
+
+        client = app.session.client
+        await until(pilot, lambda: fate(client.predictions()[0]) == Fate.REJECTED)
+        app.flush_now()
+        await pilot.pause()
+        assert stub.stats()["accepted"] == 0
+        toast = [n for n in app._notifications if n.title == "Rejected"]
+        assert toast and "already started" in toast[0].message
+
+        await pilot.press("p")
+        rows = app.screen.query_one("#predictions", DataTable)
+        await until(pilot, lambda: rows.row_count == 1)
+        assert "rejected" in str(rows.get_row_at(0))
+        assert "accepted" not in str(rows.get_row_at(0)).replace("rejected", "")
+        assert "already started" in text(app, "#detail")
+        assert "budget 1,000.00 left" in app.screen.query_one(StatusLine).plain
+
+
+async def test_moved_odds_need_the_miners_yes(make_app: Any, stub: StubServer) -> None:
+    """Odds that move while the dialog is open are shown and used only after Enter."""
+    async with make_app().run_test(size=(120, 40)) as pilot:
+        app = await ready(pilot)
+        game = next(g for g in open_games(stub) if not g.can_tie)
+        dialog = await open_dialog(pilot, game.game_id)
+        await pilot.press("1")
+        await type_wager(pilot, "10")
+
+        new_a = round(game.odds_a + 0.5, 2)
+        await stub.push_odds(game.game_id, new_a, game.odds_b)
+        await until(pilot, lambda: dialog.moved_to is not None)
+        assert "Odds moved" in text(app, "#moved")
+        assert f"{new_a:.2f}" in text(app, "#moved")
+
+        # First Enter agrees to the new odds, nothing is sent yet.
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, PredictDialog)
+        assert app.session.client.predictions() == []
+        assert dialog.shown_game is not None and dialog.shown_game.odds_a == new_a
+
+        await pilot.press("enter")
+        await until(pilot, lambda: not isinstance(app.screen, PredictDialog))
+        client = app.session.client
+        await until(pilot, lambda: fate(client.predictions()[0]) == Fate.ACCEPTED)
+        assert client.predictions()[0].prediction.odds_a == new_a
+
+
+async def test_badge_shows_the_switch_to_http(make_app: Any, stub: StubServer) -> None:
+    """When the validator refuses WebSocket and drops links, the badge says HTTP."""
+    async with make_app().run_test(size=(120, 40)) as pilot:
+        app = await ready(pilot)
+        stub.set_websocket_enabled(False)
+        stub.drop_connections()
+        await until(pilot, lambda: "HTTP" in app.screen.query_one(StatusLine).plain)
+
+        await pilot.press("v")
+        rows = app.screen.query_one("#links", DataTable)
+        await until(pilot, lambda: rows.row_count == 1)
+        assert "http" in str(rows.get_row_at(0))
+
+
+async def test_settlement_and_kickoff_are_announced(
+    make_app: Any, stub: StubServer
+) -> None:
+    """A predicted game's kickoff and settlement reach toasts, the list and dashboard."""
+    async with make_app().run_test(size=(120, 40)) as pilot:
+        app = await ready(pilot)
+        game = open_games(stub)[0]
+        await open_dialog(pilot, game.game_id)
+        await pilot.press("1")
+        await type_wager(pilot, "20")
+        await pilot.press("enter")
+        client = app.session.client
+        await until(pilot, lambda: client.predictions())
+        await until(pilot, lambda: fate(client.predictions()[0]) == Fate.ACCEPTED)
+        app.flush_now()
+
+        await stub.kickoff(game.game_id)
+        await until(
+            pilot, lambda: any(n.title == "Kickoff" for n in app._notifications)
+        )
+        await stub.settle(game.game_id, 0)
+        await until(pilot, lambda: fate(client.predictions()[0]) == Fate.WON)
+        app.flush_now()
+        await pilot.pause()
+        settled = [n for n in app._notifications if n.title == "Settled"]
+        payout = round(20 * game.odds_a, 2)
+        assert settled and f"{payout:,.2f}" in settled[0].message
+
+        await pilot.press("p")
+        rows = app.screen.query_one("#predictions", DataTable)
+        await until(pilot, lambda: rows.row_count == 1)
+        assert "won" in str(rows.get_row_at(0))
+
+        await pilot.press("d")
+        await until(pilot, lambda: app.screen.query("#wins"))
+        assert "1" in text(app, "#wins")
+        assert "+" in text(app, "#roi")
+
+
+async def test_idle_and_background_stop_the_cursor_blink(make_app: Any) -> None:
+    """Idle and lost focus change the power state, the status line and the blink."""
+    power = PowerPolicy(idle_after=0.4)
+    app = make_app(power=power)
+    app._cursor_blink = True
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await pilot.press("slash")
+        search = app.screen.query_one("#search", Input)
+        assert search.cursor_blink
+        await until(pilot, lambda: "idle" in app.screen.query_one(StatusLine).plain)
+        assert not search.cursor_blink
+        assert app.session.client._power_state.value == "idle"
+
+        await pilot.press("a")
+        await until(pilot, lambda: "active" in app.screen.query_one(StatusLine).plain)
+        assert search.cursor_blink
+
+        app.post_message(__import__("textual.events", fromlist=["AppBlur"]).AppBlur())
+        await until(
+            pilot, lambda: "background" in app.screen.query_one(StatusLine).plain
+        )
+        assert not search.cursor_blink
+
+
+async def test_narrow_screen_predict_dialog_is_full_screen(
+    make_app: Any, stub: StubServer
+) -> None:
+    """On a 40-column phone the dialog takes the whole screen and still works."""
+    async with make_app().run_test(size=(40, 20)) as pilot:
+        app = await ready(pilot)
+        game = open_games(stub)[0]
+        dialog = await open_dialog(pilot, game.game_id)
+        await pilot.pause()
+        box = dialog.query_one("#dialog")
+        assert box.region.width == 40
+        await pilot.press("1")
+        await type_wager(pilot, "5")
+        await pilot.press("enter")
+        await until(pilot, lambda: not isinstance(app.screen, PredictDialog))
+        assert len(app.session.client.predictions()) == 1
+
+
+async def test_settings_are_checked_and_saved(make_app: Any, tmp_path: Path) -> None:
+    """A bad setting is refused with its reason; a good one is written to the file."""
+    async with make_app().run_test(size=(120, 40)) as pilot:
+        app = await ready(pilot)
+        await pilot.press("s")
+        await until(pilot, lambda: app.screen.query("#idle_after"))
+        field = app.screen.query_one("#idle_after", Input)
+        field.value = "abc"
+        await pilot.press("ctrl+s")
+        assert "Not saved" in text(app, "#settings-error")
+        assert not (tmp_path / "miner.toml").exists()
+
+        field.value = "120"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert (tmp_path / "miner.toml").exists()
+        assert "120" in (tmp_path / "miner.toml").read_text()
+        assert app.power.idle_after == 120
