@@ -137,6 +137,15 @@ class MinerConfig:
 # -- the keys -------------------------------------------------------------------
 
 
+# The wallet flags are spelled as btcli spells them, which miners know.
+_BTCLI_FLAGS = {
+    "validators": "--validator",
+    "wallet_path": "--wallet.path",
+    "wallet_name": "--wallet.name",
+    "wallet_hotkey": "--wallet.hotkey",
+}
+
+
 class _Bad(ValueError):
     """A value could not be parsed; the text says what was wrong with it."""
 
@@ -160,6 +169,8 @@ class _Key:
 
     @property
     def flag(self) -> str:
+        if self.name in _BTCLI_FLAGS:
+            return _BTCLI_FLAGS[self.name]
         short = (
             self.name.removeprefix("power.")
             if self.name == "power.idle_after"

@@ -234,7 +234,7 @@ def test_all_problems_reported_together(tmp_path: Path) -> None:
     message = str(caught.value)
     assert "theme" in message and f"{path} line 1" in message
     assert "walet_name" in message and "unknown setting" in message
-    assert "flag --wallet-hotkey" in message
+    assert "flag --wallet.hotkey" in message
     assert "BETTENSOR_IDLE_AFTER" in message
 
 
