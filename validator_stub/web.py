@@ -576,6 +576,8 @@ async def post_heartbeat(request: Request) -> Response:
         return _refusal(hub, exc)
     body = msg.body
     assert isinstance(body, Heartbeat)
+    # The nonce it spent is committed before the answer, like everything else.
+    await hub.validator.durable()
     return _envelope(hub, Heartbeat(n=body.n, ack=True, interval=body.interval))
 
 
