@@ -305,7 +305,9 @@ def _decrypt_in_child(data: bytes, password: str, path: Path) -> bytes | None:
             env={**os.environ, "PYTHONIOENCODING": "utf-8"},
             check=False,
         )
-        answer = json.loads(done.stdout)
+        # The answer is the last line; anything printed before it is noise.
+        lines = done.stdout.strip().splitlines()
+        answer = json.loads(lines[-1] if lines else "")
     except (OSError, ValueError, subprocess.SubprocessError):
         # No usable child (frozen app, odd interpreter): decrypt here instead.
         logger.info("unlocking the hotkey in this process")

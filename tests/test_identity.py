@@ -317,7 +317,9 @@ def test_cancelled_prompt(legacy: tuple[Path, str]) -> None:
     path, _ = legacy
     asker = Asker("")
     with pytest.raises(IdentityError, match="No password was entered"):
-        load_signer(path, "old", "hot", ask_password=asker, keyring_backend=None)
+        load_signer(
+            path, "old", "hot", ask_password=asker, keyring_backend=MemoryKeyring()
+        )
     assert asker.calls == 1
 
 
