@@ -30,7 +30,7 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 
-# -- statistics -----------------------------------------------------------------
+# -- statistics --
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -60,7 +60,7 @@ def median(values: list[float]) -> float:
     return percentile(sorted(values), 0.5)
 
 
-# -- /proc readings ---------------------------------------------------------------
+# -- /proc readings --
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ def machine() -> dict[str, Any]:
     }
 
 
-# -- child processes ----------------------------------------------------------------
+# -- child processes --
 
 
 def _child_env() -> dict[str, str]:
@@ -311,12 +311,16 @@ class Worker:
             if message.get("event") == "error":
                 raise RuntimeError(f"worker {self.target}: {message['error']}")
 
-    async def stop(self) -> None:
-        """Ask the worker to finish now (it still reports its result)."""
+    async def send(self, command: str) -> None:
+        """Write one command line to the worker (see `bench.worker.Control`)."""
         assert self.proc is not None and self.proc.stdin is not None
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            self.proc.stdin.write(b"stop\n")
+            self.proc.stdin.write(command.encode() + b"\n")
             await self.proc.stdin.drain()
+
+    async def stop(self) -> None:
+        """Ask the worker to finish now (it still reports its result)."""
+        await self.send("stop")
 
     async def result(self) -> Any:
         """Wait for the worker's result, killing it past its time bound."""
@@ -351,7 +355,7 @@ async def run_workers(
     return list(await asyncio.gather(*(w.result() for w in workers)))
 
 
-# -- counting TCP proxy ------------------------------------------------------------------
+# -- counting TCP proxy --
 
 
 class CountingProxy:

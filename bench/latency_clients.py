@@ -55,7 +55,7 @@ def _echo_payload() -> bytes:
     return encode(new_prediction(_SAMPLE_GAME), Signer.from_uri("//bench/echo"))
 
 
-# -- floors -------------------------------------------------------------------------
+# -- floors --
 
 
 async def ws_echo(
@@ -173,7 +173,7 @@ async def socketio_call(
         await sio.disconnect()
 
 
-# -- the stub, raw protocol ------------------------------------------------------------------
+# -- the stub, raw protocol --
 
 
 async def _games(url: str) -> list[Game]:

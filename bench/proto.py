@@ -85,7 +85,8 @@ class WsMiner:
     def __init__(self, url: str, signer: Signer, **connect_options: Any):
         self.url = url.replace("http://", "ws://").rstrip("/") + "/ws"
         self.signer = signer
-        self.options = connect_options
+        # As our WebSocketTransport connects: no compression, no library pings.
+        self.options = {"compression": None, "ping_interval": None, **connect_options}
         self.ws: Any = None
         self.snapshot: Snapshot | None = None
         self.head = 0
@@ -97,7 +98,7 @@ class WsMiner:
             self.url, max_size=MAX_BYTES, open_timeout=60, **self.options
         )
         await self.ws.send(
-            encode(Hello(heartbeat_interval=heartbeat_interval), self.signer)
+            encode(Hello(heartbeat_interval=heartbeat_interval), self.signer).decode()
         )
         welcome = decode(await self.ws.recv(), max_bytes=MAX_BYTES)
         self.head = getattr(welcome.body, "head", 0)
@@ -109,7 +110,7 @@ class WsMiner:
 
     async def submit(self, data: bytes) -> Signed:
         """Send an encoded prediction and return the decoded confirmation(s)."""
-        await self.ws.send(data)
+        await self.ws.send(data.decode())
         while True:
             msg = decode(await self.ws.recv(), max_bytes=MAX_BYTES)
             if msg.type in ("confirmation", "confirmation_batch", "error"):

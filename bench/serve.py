@@ -32,9 +32,12 @@ from bench.common import HOST, raise_nofile
 
 # The stub's uvicorn settings, mirrored so the floors share its stack.
 UVICORN_OPTIONS: dict[str, Any] = {
-    "log_level": "warning",
+    "log_config": None,
     "access_log": False,
     "lifespan": "off",
+    "date_header": False,
+    "ws_ping_interval": None,
+    "ws_ping_timeout": None,
     "backlog": 4096,
 }
 
@@ -53,7 +56,7 @@ async def _until_terminated() -> None:
     await stop.wait()
 
 
-# -- the bare websockets floor ------------------------------------------------------
+# -- the bare websockets floor --
 
 
 async def ws_echo(compression: bool) -> None:
@@ -89,7 +92,7 @@ async def ws_echo(compression: bool) -> None:
         await _until_terminated()
 
 
-# -- uvicorn + Starlette floor -------------------------------------------------------
+# -- uvicorn + Starlette floor --
 
 
 def _asgi_echo_app() -> Any:
@@ -184,18 +187,53 @@ async def run_uvicorn(app: Any, **info: Any) -> None:
         await asyncio.wait_for(task, 5)
 
 
-# -- our stub ----------------------------------------------------------------------------
+# -- our stub --
 
 
-async def run_stub(db: str, games: int | None) -> None:
-    from validator_stub.server import StubConfig, StubServer
+def _nodelay_bind() -> None:
+    """Make the stub's listening socket hand out TCP_NODELAY connections.
 
-    kwargs: dict[str, Any] = {"port": 0, "db": db, "speed": 0}
-    if games is not None:
-        kwargs["games"] = games
-    stub = StubServer(StubConfig(**kwargs))
+    The stub binds its own socket as ``socket.socket(family, SOCK_STREAM)``,
+    whose ``proto`` is 0, so asyncio's transport skips ``TCP_NODELAY`` (it
+    sets it only when ``proto == IPPROTO_TCP``) and Nagle's algorithm holds
+    small answers back until the peer's delayed ACK, about 40 ms. Linux
+    copies TCP_NODELAY from a listening socket to the sockets it accepts, so
+    setting it here is the one-line fix; `bench.scenarios` measures the stub
+    with and without it.
+    """
+    import socket
+
+    from validator_stub import server
+
+    original = server._bind
+    if getattr(original, "_bench_nodelay", False):
+        return
+
+    def bind(host: str, port: int) -> socket.socket:
+        sock = original(host, port)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    bind._bench_nodelay = True  # type: ignore[attr-defined]
+    server._bind = bind
+
+
+async def run_stub(
+    db: str, games: int, max_connections: int, rate: float, nodelay: bool
+) -> None:
+    from validator_stub.config import Limits, StubConfig
+    from validator_stub.server import StubServer
+
+    if nodelay:
+        _nodelay_bind()
+
+    # Bench load comes from few hotkeys at high rates: lift the per-miner rate
+    # limit and the connection cap, and say so in every scenario's setup.
+    limits = Limits(max_connections=max_connections, rate=rate, burst=rate)
+    config = StubConfig(port=0, db=db, speed=0, games=games, limits=limits)
+    stub = StubServer(config)
     await stub.start()
-    _ready(stub.port, ss58=getattr(stub, "ss58", None))
+    _ready(stub.port or 0, ss58=stub.ss58)
     await _until_terminated()
     await stub.stop()
 
@@ -205,7 +243,10 @@ def main() -> None:
     parser.add_argument("kind", choices=["ws-echo", "asgi-echo", "socketio", "stub"])
     parser.add_argument("--no-compression", action="store_true")
     parser.add_argument("--db", default=":memory:")
-    parser.add_argument("--games", type=int, default=None)
+    parser.add_argument("--games", type=int, default=60)
+    parser.add_argument("--max-connections", type=int, default=20_000)
+    parser.add_argument("--rate", type=float, default=1_000_000.0)
+    parser.add_argument("--nodelay", action="store_true")
     args = parser.parse_args()
     raise_nofile()
 
@@ -216,7 +257,9 @@ def main() -> None:
     elif args.kind == "socketio":
         coro = run_uvicorn(_socketio_app())
     else:
-        coro = run_stub(args.db, args.games)
+        coro = run_stub(
+            args.db, args.games, args.max_connections, args.rate, args.nodelay
+        )
     asyncio.run(coro)
 
 

@@ -24,6 +24,11 @@ class Control:
 
     def __init__(self) -> None:
         self.stopped = asyncio.Event()
+        self.commands: asyncio.Queue[str] = asyncio.Queue()
+
+    async def command(self, timeout: float = 600.0) -> str:
+        """The next line the parent wrote (``go``, for example)."""
+        return await asyncio.wait_for(self.commands.get(), timeout)
 
     def notify(self, event: str, **data: Any) -> None:
         print(json.dumps({"event": event, **data}), flush=True)
@@ -48,6 +53,7 @@ async def _watch_stdin(control: Control) -> None:
         if not line or line.strip() == b"stop":
             control.stopped.set()
             return
+        control.commands.put_nowait(line.decode().strip())
 
 
 async def _main(target: str, args: dict[str, Any]) -> None:
