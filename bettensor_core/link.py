@@ -317,10 +317,13 @@ class Link:
                 continue
             except (TransportError, ProtocolError) as exc:
                 log.info("lost %s over %s: %s", self.name, transport.kind, exc)
-                self._set_status(last_error=_describe(exc))
+                self._set_status(
+                    state=LinkState.CONNECTING, rtt_ms=None, last_error=_describe(exc)
+                )
             except Exception:
                 log.exception("link %s failed unexpectedly", self.name)
-            await transport.close()
+                self._set_status(state=LinkState.CONNECTING, rtt_ms=None)
+            await transport.close(graceful=False)
             return
 
     async def _session(self, transport: Transport) -> None:

@@ -70,8 +70,12 @@ class Transport(ABC):
         """
 
     @abstractmethod
-    async def close(self) -> None:
-        """End the session; never raises."""
+    async def close(self, *, graceful: bool = True) -> None:
+        """End the session; never raises.
+
+        ``graceful=False`` drops the connection at once, for a link already
+        known to be dead (a stalled peer never finishes a closing handshake).
+        """
 
 
 @contextlib.contextmanager
@@ -116,9 +120,10 @@ def error_of(message: Signed) -> ProtocolError | None:
 
 async def cancel_quietly(task: asyncio.Task[Any] | None) -> None:
     """Cancel ``task`` and wait for it, swallowing whatever it ends with."""
-    if task is None or task.done():
+    if task is None:
         return
-    task.cancel()
+    if not task.done():
+        task.cancel()
     # wait() does not raise what the task raised, but does pass on our own
     # cancellation; reading the outcome keeps asyncio from warning about it.
     await asyncio.wait([task])

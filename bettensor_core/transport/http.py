@@ -124,6 +124,6 @@ class HttpTransport(Transport):
         ask = ResumeRequest(after_seq=after_seq, hold=hold)
         return await self.request(ask, timeout=hold + HOLD_MARGIN)
 
-    async def close(self) -> None:
+    async def close(self, *, graceful: bool = True) -> None:
         """Stop using the shared client; the link closes the client itself."""
         self._closed = True

@@ -151,18 +151,20 @@ class WebSocketTransport(Transport):
             raise item
         return item
 
-    async def close(self) -> None:
+    async def close(self, *, graceful: bool = True) -> None:
         """Close the socket and fail whatever still waits."""
         self._fail(TransportError("websocket closed"))
         reader, self._reader = self._reader, None
         ws, self._ws = self._ws, None
-        if ws is not None:
+        if ws is not None and graceful:
             try:
                 async with asyncio.timeout(1.0):
                     await ws.close()
             except Exception:
                 # A stalled peer never finishes the closing handshake.
                 ws.transport.abort()
+        elif ws is not None:
+            ws.transport.abort()
         await cancel_quietly(reader)
 
     async def _read(self) -> None:
