@@ -208,7 +208,7 @@ async def test_search_opens_the_right_game(make_app: Any, stub: StubServer) -> N
 async def test_bad_wager_is_refused_inline_and_nothing_sent(
     make_app: Any, stub: StubServer, wager: str, reason: str
 ) -> None:
-    """A bad wager is refused in the dialog with its reason; nothing is stored or sent."""
+    """A bad wager is refused inline with its reason; nothing is stored or sent."""
     async with make_app().run_test(size=(120, 40)) as pilot:
         app = await ready(pilot)
         game = open_games(stub)[0]
@@ -334,7 +334,7 @@ async def test_badge_shows_the_switch_to_http(make_app: Any, stub: StubServer) -
 async def test_settlement_and_kickoff_are_announced(
     make_app: Any, stub: StubServer
 ) -> None:
-    """A predicted game's kickoff and settlement reach toasts, the list and dashboard."""
+    """A predicted game's kickoff and settlement reach toasts, list and dashboard."""
     async with make_app().run_test(size=(120, 40)) as pilot:
         app = await ready(pilot)
         game = open_games(stub)[0]

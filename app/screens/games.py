@@ -83,7 +83,7 @@ class GamesScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#search", Input).display = False
         self.miner.apply_cursor_blink(self)
-        self._show_filters()
+        self._apply_filters()
         self.refresh_all()
 
     def on_screen_resume(self) -> None:
@@ -114,7 +114,7 @@ class GamesScreen(Screen[None]):
         self.table.set_predicted(set(self.miner.predicted_games))
 
     def _banner_text(self, session: Any) -> str:
-        if self.size.width and self.size.width < 60:
+        if self.app.size.width < 60:
             return (
                 "Local demo validator, demo games. Real one: --validator URL. (b hides)"
             )
@@ -154,10 +154,16 @@ class GamesScreen(Screen[None]):
         return session.client.games.values() if session else []
 
     def _show_filters(self) -> None:
-        self.query_one("#sport", Label).update(f"Sport: {self.sport or 'all'}")
-        self.query_one("#league", Label).update(f"League: {self.league or 'all'}")
-        self.query_one("#status", Label).update(f"Status: {STATUS_NAMES[self.status]}")
-        self.query_one("#sort", Label).update(f"Sort: {self.sort}")
+        # Phones get the values alone; the footer and help name the keys.
+        if self.app.size.width < 60:
+            names = ("", "", "", "by ")
+        else:
+            names = ("Sport: ", "League: ", "Status: ", "Sort: ")
+        status = STATUS_NAMES[self.status]
+        self.query_one("#sport", Label).update(f"{names[0]}{self.sport or 'all'}")
+        self.query_one("#league", Label).update(f"{names[1]}{self.league or 'all'}")
+        self.query_one("#status", Label).update(f"{names[2]}{status}")
+        self.query_one("#sort", Label).update(f"{names[3]}{self.sort}")
 
     def _apply_filters(self) -> None:
         self.table.set_filter(sport=self.sport, league=self.league, status=self.status)

@@ -97,7 +97,7 @@ class PredictionsScreen(Screen[None]):
     # --- table -------------------------------------------------------------
 
     def _narrow(self) -> bool:
-        return self.size.width < 60
+        return self.app.size.width < 60
 
     def _records(self) -> list[PredictionRecord]:
         session = self.miner.session

@@ -75,7 +75,7 @@ class ValidatorsScreen(Screen[None]):
 
     def refresh_all(self) -> None:
         table = self.query_one("#links", DataTable)
-        narrow = self.size.width < 60
+        narrow = self.app.size.width < 60
         set_columns(table, NARROW_COLUMNS if narrow else WIDE_COLUMNS)
         table.clear()
         session = self.miner.session
