@@ -11,8 +11,9 @@ The server is textual-serve's, with three changes made here:
   template pulls a web font from Google, ours declares the same font from the
   files textual-serve ships (``/static/fonts``), so the app works offline;
 - the page fits a phone: a viewport meta tag, the dynamic viewport height,
-  and a 16 px font (about 40 columns on a 390 px wide phone; ``?fontsize=N``
-  changes it);
+  a 16 px font (about 40 columns on a 390 px wide phone; ``?fontsize=N``
+  changes it), and the terminal drawn at a pixel ratio of 1, because its
+  canvas renderer magnifies the screen on high-density displays;
 - URLs in the page are relative to the request, so the page works through an
   SSH tunnel or a LAN address without configuration, and a WebSocket whose
   ``Origin`` names another site is refused: a web page open in the same
@@ -107,6 +108,16 @@ body.-closed .ended {{ display: flex; background: #0c181f; }}
 }}
 #start {{ display: none; }}
 </style>
+<script>
+// textual-serve's terminal (xterm.js, canvas renderer) draws glyphs scaled by
+// devicePixelRatio into a canvas sized for a ratio of 1, so on a phone (ratio
+// 2 or 3) the screen shows a magnified corner of the app. Rendering at ratio
+// 1 keeps the layout right; text is a little softer on high-density screens.
+Object.defineProperty(window, "devicePixelRatio", {{
+  get: () => 1,
+  configurable: true,
+}});
+</script>
 <script src="static/js/textual.js"></script>
 </head>
 <body>
