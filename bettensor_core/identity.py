@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bittensor_wallet import Keypair, Wallet
+from bittensor_wallet import Keypair
 from bittensor_wallet import keyfile as _keyfile
 
 from bettensor_core.codec import Signer
@@ -117,13 +117,17 @@ def load_signer(
     path = hotkey_path(wallet_path, wallet_name, hotkey)
     data = _read_hotkey_file(path)
 
-    # An unencrypted hotkey needs no password at all.
-    if not _is_encrypted(data):
-        signer = Signer(_keypair_from_plain(data, path))
-        logger.info("loaded hotkey %s from %s", signer.ss58, path)
-        return signer
-
     tell = _Teller(notify)
+
+    # An unencrypted hotkey needs no password, but should be private.
+    if not _is_encrypted(data):
+        if _readable_by_others(path):
+            tell(
+                f"The hotkey file {path} is not encrypted and other users of "
+                f"this machine can read it; consider: chmod 600 {path}"
+            )
+        return _loaded(_keypair_from_plain(data, path), path)
+
     if password is not None:
         keypair = _unlock(data, password, path)
         if keypair is None:
@@ -179,24 +183,61 @@ def dev_signer(data_dir: str | Path) -> Signer:
     """
     wallet_path = Path(data_dir).expanduser() / "dev-wallet"
     path = hotkey_path(wallet_path, DEV_WALLET_NAME, DEV_HOTKEY_NAME)
-    if path.exists():
-        return load_signer(wallet_path, DEV_WALLET_NAME, DEV_HOTKEY_NAME)
+    if not path.exists():
+        _create_dev_hotkey(path)
+    return load_signer(wallet_path, DEV_WALLET_NAME, DEV_HOTKEY_NAME)
 
+
+def _create_dev_hotkey(path: Path) -> None:
+    # Written here rather than through Wallet.create_new_hotkey, which asks
+    # "Overwrite? (y/N)" on stdin when it finds a file; two first starts at
+    # once must not prompt, nor replace each other's key. The file format is
+    # bittensor_wallet's own.
     try:
-        wallet = Wallet(
-            name=DEV_WALLET_NAME, hotkey=DEV_HOTKEY_NAME, path=str(wallet_path)
-        )
-        with _quiet_stdout():
-            wallet.create_new_hotkey(
-                n_words=12, use_password=False, overwrite=False, suppress=True
+        keypair = Keypair.create_from_mnemonic(Keypair.generate_mnemonic(12))
+        data = bytes(_keyfile.serialized_keypair_to_keyfile_data(keypair))
+        public = bytes(
+            _keyfile.serialized_keypair_to_keyfile_data(
+                Keypair(ss58_address=keypair.ss58_address)
             )
+        )
     except Exception as exc:
         raise IdentityError(
-            f"Could not create the development hotkey at {path}: {_safe_reason(exc)}."
+            f"Could not create the development hotkey: {_safe_reason(exc)}."
         ) from None
-    signer = load_signer(wallet_path, DEV_WALLET_NAME, DEV_HOTKEY_NAME)
-    logger.info("created development hotkey %s at %s", signer.ss58, path)
-    return signer
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not _create_exclusive(path, data):
+            return  # another process made it first; use theirs
+        _create_exclusive(path.with_name(path.name + "pub.txt"), public)
+    except OSError as exc:
+        raise IdentityError(
+            f"Could not create the development hotkey at {path}: {exc.strerror or exc}."
+        ) from None
+    logger.info("created development hotkey %s at %s", keypair.ss58_address, path)
+
+
+def _create_exclusive(path: Path, data: bytes) -> bool:
+    """Write ``data`` to a new file at ``path`` (mode 600); False if it exists.
+
+    The content goes to a temporary file first and is then linked into
+    place, so nobody ever reads half a key.
+    """
+    temp = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.link(temp, path)
+    except FileExistsError:
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+    return True
 
 
 # -- reading and unlocking ------------------------------------------------------
@@ -223,6 +264,15 @@ def _read_hotkey_file(path: Path) -> bytes:
     if not data.strip():
         raise IdentityError(f"The hotkey file {path} is empty.")
     return data
+
+
+def _readable_by_others(path: Path) -> bool:
+    if os.name != "posix":
+        return False
+    try:
+        return bool(path.stat().st_mode & 0o044)
+    except OSError:
+        return False
 
 
 def _is_encrypted(data: bytes) -> bool:

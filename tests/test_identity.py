@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +141,20 @@ def test_loads_a_plain_hotkey_made_by_the_wallet(tmp_path: Path) -> None:
     assert signs_for(signer, wallet.hotkey.ss58_address)
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_world_readable_plain_hotkey_is_flagged(tmp_path: Path) -> None:
+    """An unencrypted hotkey others can read still loads, with a chmod hint."""
+    plain_wallet(tmp_path / "wallets")
+    target = hotkey_path(tmp_path / "wallets", "miner", "hot")
+    told: list[str] = []
+    load_signer(tmp_path / "wallets", "miner", "hot", notify=told.append)
+    assert told == []
+
+    target.chmod(0o644)
+    load_signer(tmp_path / "wallets", "miner", "hot", notify=told.append)
+    assert len(told) == 1 and "chmod 600" in told[0]
+
+
 def test_loads_a_hotkey_regenerated_from_a_mnemonic(tmp_path: Path) -> None:
     """A hotkey restored from a mnemonic has the mnemonic's address."""
     mnemonic = Keypair.generate_mnemonic(12)
@@ -196,6 +212,7 @@ def test_folder_instead_of_file(tmp_path: Path) -> None:
 # -- NaCl-encrypted hotkeys (the current btcli format) --------------------------
 
 
+@pytest.mark.slow
 async def test_nacl_hotkey_unlocks_without_freezing_the_event_loop(
     nacl_wallet: tuple[Path, str],
 ) -> None:
@@ -219,6 +236,7 @@ async def test_nacl_hotkey_unlocks_without_freezing_the_event_loop(
     assert ticks >= 10
 
 
+@pytest.mark.slow
 def test_nacl_hotkey_wrong_password(nacl_wallet: tuple[Path, str]) -> None:
     """A wrong password for a NaCl hotkey is reported as a wrong password."""
     path, _ = nacl_wallet
@@ -445,12 +463,25 @@ def test_dev_signer_is_created_once_and_reused(tmp_path: Path) -> None:
     assert other.ss58 != first.ss58
 
 
+def test_dev_signer_first_start_race_makes_one_key(tmp_path: Path) -> None:
+    """Several first starts at once agree on one hotkey and never prompt."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        signers = list(pool.map(lambda _: dev_signer(tmp_path), range(8)))
+    assert len({signer.ss58 for signer in signers}) == 1
+    hotkeys = tmp_path / "dev-wallet" / DEV_WALLET_NAME / "hotkeys"
+    assert sorted(p.name for p in hotkeys.iterdir()) == [
+        DEV_HOTKEY_NAME,
+        DEV_HOTKEY_NAME + "pub.txt",
+    ]
+
+
 def test_dev_hotkey_loads_like_any_wallet_hotkey(tmp_path: Path) -> None:
     """The dev hotkey file opens with the ordinary loader and with bittensor_wallet."""
     signer = dev_signer(tmp_path)
     wallet_path = tmp_path / "dev-wallet"
     wallet = Wallet(name=DEV_WALLET_NAME, hotkey=DEV_HOTKEY_NAME, path=str(wallet_path))
     assert wallet.hotkey.ss58_address == signer.ss58
+    assert wallet.hotkeypub.ss58_address == signer.ss58
     assert (
         load_signer(wallet_path, DEV_WALLET_NAME, DEV_HOTKEY_NAME).ss58 == signer.ss58
     )
