@@ -9,6 +9,8 @@ to ``proxy.port`` is relayed to the upstream, until a fault is switched on:
   half-open link that only heartbeats detect;
 - `FaultProxy.refuse_websocket` answers WebSocket upgrades with ``403`` and
   lets plain HTTP through, like a proxy that forbids WebSockets;
+- `FaultProxy.reject_connections` resets every new connection at once, as
+  if the validator were down, while the port stays open;
 - `FaultProxy.delay` adds latency to every chunk, both ways;
 - `FaultProxy.set_upstream` sends new connections elsewhere (the validator
   restarted on another port);
@@ -48,6 +50,7 @@ class ProxyStats:
 
     accepted: int = 0
     refused_websockets: int = 0
+    rejected: int = 0
     cuts: int = 0
     upstream_failures: int = 0
     bytes_up: int = 0
@@ -85,6 +88,7 @@ class FaultProxy:
         self._flowing = asyncio.Event()
         self._flowing.set()
         self._refuse_websocket = False
+        self._reject = False
         self._delay = 0.0
         self.port = 0
 
@@ -164,6 +168,10 @@ class FaultProxy:
         """Answer new WebSocket upgrades with 403; plain HTTP still passes."""
         self._refuse_websocket = on
 
+    def reject_connections(self, on: bool = True) -> None:
+        """Reset new connections as soon as they arrive; live ones stay."""
+        self._reject = on
+
     def delay(self, seconds: float) -> None:
         """Hold each chunk this long before relaying it (0 for none)."""
         if seconds < 0:
@@ -225,6 +233,10 @@ class FaultProxy:
             self._handlers.discard(task)
 
     async def _serve(self, link: _Link, reader: asyncio.StreamReader) -> None:
+        if self._reject:
+            self.stats.rejected += 1
+            link.client.transport.abort()
+            return
         head = b""
         if self._refuse_websocket:
             head = await self._read_head(reader)

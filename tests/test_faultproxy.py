@@ -200,6 +200,21 @@ async def test_upstream_down_drops_the_client(
     assert proxy.stats.upstream_failures >= 2
 
 
+async def test_reject_connections_resets_new_ones_only(proxy: FaultProxy) -> None:
+    """While rejecting, new connections fail at once; open ones and later ones work."""
+    async with connect(proxy.ws_url) as ws:
+        proxy.reject_connections(True)
+        with pytest.raises((OSError, ConnectionClosed, InvalidHandshake)):
+            await connect(proxy.ws_url, open_timeout=2.0)
+        with pytest.raises(httpx.TransportError):
+            await hello(proxy.url)
+        assert await echo(ws, "alive") == "alive"
+        assert proxy.stats.rejected == 2
+
+        proxy.reject_connections(False)
+        assert await hello(proxy.url) == "hello from one\n"
+
+
 async def test_chaos_cuts_and_stops_by_itself(proxy: FaultProxy) -> None:
     """chaos cuts reconnecting clients at random and ends within its duration."""
     reconnects = 0
