@@ -28,6 +28,7 @@ from app.format import (
 )
 from app.widgets.status_line import StatusLine
 from bettensor_core.models import PredictionRecord
+from bettensor_core.protocol import Game
 
 if TYPE_CHECKING:
     from app.miner import Changes, MinerApp
@@ -96,8 +97,11 @@ class PredictionsScreen(Screen[None]):
 
     # --- table -------------------------------------------------------------
 
-    def _narrow(self) -> bool:
-        return self.app.size.width < 60
+    def _columns(self) -> tuple[str, ...]:
+        width = self.app.size.width
+        if width < 60:
+            return NARROW_COLUMNS
+        return MEDIUM_COLUMNS if width < 110 else WIDE_COLUMNS
 
     def _records(self) -> list[PredictionRecord]:
         session = self.miner.session
@@ -117,34 +121,16 @@ class PredictionsScreen(Screen[None]):
     def refresh_all(self) -> None:
         table = self.query_one("#predictions", DataTable)
         keep = _cursor_key(table)
-        narrow = self._narrow()
-        set_columns(table, NARROW_COLUMNS if narrow else WIDE_COLUMNS)
+        columns = self._columns()
+        set_columns(table, columns)
         table.clear()
         session = self.miner.session
         games = session.client.games if session else {}
         records = self._records()
         for record in records:
-            p = record.prediction
-            game = games.get(p.game_id or "")
-            state = fate(record)
-            fate_text = Text(state, style=FATE_STYLE.get(state, ""))
-            pick = outcome_label(game, p.outcome)
-            wager = money(p.wager or 0.0)
-            if narrow:
-                table.add_row(pick, wager, fate_text, key=p.prediction_id)
-                continue
-            placed = datetime.fromtimestamp(record.created_at).strftime("%m-%d %H:%M")
-            teams = f"{p.team_a} v {p.team_b}"
+            cells = _cells(record, games.get(record.prediction.game_id or ""))
             table.add_row(
-                placed,
-                teams,
-                pick,
-                wager,
-                fate_text,
-                path_text(record),
-                duration(time_to_confirm(record)),
-                result_text(record),
-                key=p.prediction_id,
+                *(cells[name] for name in columns), key=record.prediction.prediction_id
             )
         if keep is not None and keep in {k.value for k in table.rows}:
             table.move_cursor(row=table.get_row_index(keep))
@@ -173,7 +159,7 @@ class PredictionsScreen(Screen[None]):
         lines = [
             f"[b]{p.team_a} v {p.team_b}[/b]  {outcome_label(game, p.outcome)}"
             f" for {money(p.wager or 0.0)}  (id {p.prediction_id[:12]})",
-            f"Fate: [b]{fate(record)}[/b]   confirmed in "
+            f"Fate: [b]{fate(record)}[/b]   answered in "
             f"{duration(time_to_confirm(record))}   {result_text(record)}",
         ]
         for delivery in record.deliveries.values():
@@ -221,6 +207,7 @@ class PredictionsScreen(Screen[None]):
 
 
 NARROW_COLUMNS = ("Pick", "Wager", "Fate")
+MEDIUM_COLUMNS = ("Game", "Pick", "Wager", "Fate", "Result")
 WIDE_COLUMNS = (
     "Placed",
     "Game",
@@ -228,9 +215,25 @@ WIDE_COLUMNS = (
     "Wager",
     "Fate",
     "Path",
-    "Confirmed in",
+    "Answered in",
     "Result",
 )
+
+
+def _cells(record: PredictionRecord, game: Game | None) -> dict[str, str | Text]:
+    """Every column's cell for one prediction; layouts pick the ones they show."""
+    p = record.prediction
+    state = fate(record)
+    return {
+        "Placed": datetime.fromtimestamp(record.created_at).strftime("%m-%d %H:%M"),
+        "Game": f"{p.team_a} v {p.team_b}",
+        "Pick": outcome_label(game, p.outcome),
+        "Wager": money(p.wager or 0.0),
+        "Fate": Text(state, style=FATE_STYLE.get(state, "")),
+        "Path": path_text(record),
+        "Answered in": duration(time_to_confirm(record)),
+        "Result": result_text(record),
+    }
 
 
 def set_columns(table: DataTable[str | Text], labels: tuple[str, ...]) -> None:
