@@ -96,7 +96,9 @@ def start_miner(tmp_path: Path) -> Iterator[Callable[..., Terminal]]:
     socket = f"bettensor-e2e-{os.getpid()}-{tmp_path.name}"
     started: list[Terminal] = []
 
-    def start(width: int, height: int, *extra: str) -> Terminal:
+    def start(
+        width: int, height: int, *extra: str, term: str = "xterm-256color"
+    ) -> Terminal:
         home = tmp_path / f"home-{len(started)}"
         home.mkdir()
         env = {
@@ -107,7 +109,7 @@ def start_miner(tmp_path: Path) -> Iterator[Callable[..., Terminal]]:
             "XDG_CACHE_HOME": str(home / "cache"),
             "BETTENSOR_CONFIG": str(home / "miner.toml"),
             "BETTENSOR_LOG_DIR": str(home / "logs"),
-            "TERM": "xterm-256color",
+            "TERM": term,
         }
         command = [
             "env",
@@ -169,12 +171,17 @@ def test_prediction_by_keystrokes_is_accepted(
 def test_small_terminal_shows_games_and_predicts(
     start_miner: Callable[..., Terminal],
 ) -> None:
-    """At 80x24 the games fit the width and a prediction still goes through."""
-    term = start_miner(80, 24)
+    """At 80x24 on a 16-colour terminal, games fit and a prediction goes through."""
+    term = start_miner(80, 24, term="xterm")
     screen = term.wait_for(has_games, "live demo games", timeout=START_TIMEOUT)
     lines = screen.splitlines()
     assert len(lines) <= 24
     assert all(len(line) <= 80 for line in lines)
+
+    # TERM=xterm means 16 colours: no 256-colour or true-colour codes reach it.
+    styled = term.tmux("capture-pane", "-p", "-e", "-t", term.session)
+    assert not re.search(r"[34]8;[25];", styled), "colours beyond 16 were used"
+    assert "\x1b[" in styled  # and it is styled, not plain
 
     term.keys("Enter")
     term.wait_for(lambda s: "Wager" in s, "the prediction dialog")
