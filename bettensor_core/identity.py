@@ -138,7 +138,11 @@ def load_signer(
     account = str(path.resolve())
     remembered, status = _keyring_get(account, keyring_backend)
     if not status.available:
-        tell(status.message)
+        # Said to the miner only when remembering was wanted; else just logged.
+        if remember is not None:
+            tell(status.message)
+        else:
+            logger.info("%s", status.message)
     if remembered:
         keypair = _unlock(data, remembered, path)
         if keypair is not None:

@@ -408,6 +408,23 @@ def test_headless_machine_without_keyring(
     assert asked_to_remember == []
 
 
+def test_no_keyring_is_not_announced_when_remembering_is_off(
+    legacy: tuple[Path, str],
+) -> None:
+    """Without remember_password the miner is not nagged about a missing keyring."""
+    path, _ = legacy
+    told: list[str] = []
+    load_signer(
+        path,
+        "old",
+        "hot",
+        ask_password=Asker(PASSWORD),
+        keyring_backend=fail.Keyring(),
+        notify=told.append,
+    )
+    assert told == []
+
+
 def test_keyring_status_reports_availability() -> None:
     """keyring_status says plainly whether passwords can be remembered."""
     assert keyring_status(fail.Keyring()).available is False
