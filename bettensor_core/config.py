@@ -159,24 +159,19 @@ class _Key:
     expected: str
 
     @property
+    def short(self) -> str:
+        # "power.idle_after" is known as plain "idle_after" outside the file.
+        return "idle_after" if self.name == "power.idle_after" else self.name
+
+    @property
     def env(self) -> str:
-        short = (
-            self.name.removeprefix("power.")
-            if self.name == "power.idle_after"
-            else self.name
-        )
-        return ENV_PREFIX + short.replace(".", "_").upper()
+        return ENV_PREFIX + self.short.replace(".", "_").upper()
 
     @property
     def flag(self) -> str:
         if self.name in _BTCLI_FLAGS:
             return _BTCLI_FLAGS[self.name]
-        short = (
-            self.name.removeprefix("power.")
-            if self.name == "power.idle_after"
-            else self.name
-        )
-        return "--" + short.replace(".", "-").replace("_", "-")
+        return "--" + self.short.replace(".", "-").replace("_", "-")
 
 
 def _text(value: object) -> str:
