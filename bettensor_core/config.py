@@ -442,7 +442,11 @@ def load_config(
 
 
 def _config_error(problems: list[tuple[str, str, str]]) -> ConfigError:
-    lines = [f"{name} ({source}): {what}" for name, source, what in problems]
+    # A problem with the whole file has no key: "FILE is not valid TOML".
+    lines = [
+        f"{name} ({source}): {what}" if name else f"{source} {what}"
+        for name, source, what in problems
+    ]
     if len(lines) == 1:
         message = f"Bad configuration value: {lines[0]}."
     else:
@@ -450,7 +454,7 @@ def _config_error(problems: list[tuple[str, str, str]]) -> ConfigError:
             f"- {line}" for line in lines
         )
     name, source, _ = problems[0]
-    return ConfigError(message, key=name, source=source)
+    return ConfigError(message, key=name or None, source=source)
 
 
 def _build(values: Mapping[str, object]) -> MinerConfig:
@@ -513,12 +517,12 @@ def _file_layer(path: Path, problems: list[tuple[str, str, str]]) -> dict[str, _
         return {}
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
-        problems.append(("(file)", str(path), f"cannot be read: {reason}"))
+        problems.append(("", str(path), f"cannot be read: {reason}"))
         return {}
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        problems.append(("(file)", str(path), f"is not valid TOML: {exc}"))
+        problems.append(("", str(path), f"is not valid TOML: {exc}"))
         return {}
 
     layer: dict[str, _Raw] = {}

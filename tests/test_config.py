@@ -249,8 +249,8 @@ def test_broken_toml_is_reported_with_the_path(tmp_path: Path) -> None:
     path = write(tmp_path / "miner.toml", "theme = \n")
     with pytest.raises(ConfigError) as caught:
         load_config(env={}, path=path)
-    assert str(path) in str(caught.value)
-    assert "not valid TOML" in str(caught.value)
+    assert f"{path} is not valid TOML" in str(caught.value)
+    assert caught.value.key is None and caught.value.source == str(path)
     assert "line 1" in str(caught.value)
 
 
