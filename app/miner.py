@@ -85,7 +85,7 @@ class MinerApp(App[None]):
 
     CSS_PATH = "miner.tcss"
     TITLE = "Bettensor Miner"
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (60, "-medium"), (100, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (60, "-medium"), (110, "-wide")]
     MODES = {
         "games": GamesScreen,
         "predictions": PredictionsScreen,
