@@ -312,3 +312,11 @@ def test_power_policy_from_config(tmp_path: Path) -> None:
     policy = config.power_policy(clock=lambda: 0.0)
     assert policy.profile.heartbeat_interval == 20.0
     assert policy.next_change_at() == 10.0
+
+
+def test_unreadable_config_file_is_reported(tmp_path: Path) -> None:
+    """A config path that cannot be read (here a folder) is a ConfigError."""
+    folder = tmp_path / "miner.toml"
+    folder.mkdir()
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_config(env={}, path=folder)
