@@ -13,12 +13,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Static
 
 from app.screens.predict import PredictDialog
+from app.widgets.game_table import GameTable
 from app.widgets.status_line import StatusLine
-
-try:
-    from app.widgets.game_table import GameTable
-except ImportError:  # the fast table is optional; the plain one has the same API
-    from app.widgets.simple_game_table import SimpleGameTable as GameTable  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from app.miner import Changes, MinerApp
@@ -44,7 +40,7 @@ class GamesScreen(Screen[None]):
     """Every game with odds and countdowns; a mark where the miner predicted."""
 
     CSS_PATH = "games.tcss"
-    AUTO_FOCUS = "GameTable, SimpleGameTable DataTable"
+    AUTO_FOCUS = "GameTable"
     BINDINGS = [
         Binding("slash", "search", "Search", id="games.search"),
         Binding("escape", "clear_search", "Clear", show=False, id="games.clear"),
@@ -94,8 +90,8 @@ class GamesScreen(Screen[None]):
     # --- data --------------------------------------------------------------
 
     @property
-    def table(self) -> Any:
-        return self.query_one("#games")
+    def table(self) -> GameTable:
+        return self.query_one("#games", GameTable)
 
     def refresh_all(self) -> None:
         session = self.miner.session
@@ -223,8 +219,8 @@ class GamesScreen(Screen[None]):
     @on(Input.Submitted, "#search")
     def _search_submitted(self, event: Input.Submitted) -> None:
         # One match opens it at once; several leave the cursor on the first.
-        shown = getattr(self.table, "shown_game_ids", None)
-        if shown is not None and len(shown) == 1:
+        shown = self.table.shown_game_ids
+        if len(shown) == 1:
             self.open_game(shown[0])
             return
         self.table.focus()
@@ -232,7 +228,7 @@ class GamesScreen(Screen[None]):
     # --- predict -----------------------------------------------------------
 
     @on(GameTable.GameChosen)
-    def _game_chosen(self, event: Any) -> None:
+    def _game_chosen(self, event: GameTable.GameChosen) -> None:
         event.stop()
         self.open_game(event.game_id)
 
