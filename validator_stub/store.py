@@ -4,8 +4,9 @@ Writes go into one open transaction on the event loop's thread and are
 committed together on the next loop iteration (group commit), so a flood of
 predictions costs one commit per batch rather than one per prediction. No
 answer leaves the stub before `Store.durable` says its writes are committed;
-the ``on_commit`` hook runs right after each commit, which is where the
-validator publishes the events that commit made durable.
+``before_commit`` adds last writes to a batch (the validator's head seq) and
+``on_commit`` runs right after each commit, which is where the validator
+publishes the events that commit made durable.
 
 WAL mode with ``synchronous=NORMAL`` survives a killed process (kill -9);
 ``durable_sync=True`` uses ``synchronous=FULL`` to also survive power loss.
@@ -14,6 +15,7 @@ WAL mode with ``synchronous=NORMAL`` survives a killed process (kill -9);
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections.abc import Callable, Iterable
@@ -21,6 +23,12 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+# Seconds between two commits at most once; see `Store._schedule_commit`.
+COMMIT_GAP = 0.002
+
+# Rows are appended in time order (rowid tables); only the lookups a
+# validator needs are indexed, since every index costs pages on each commit.
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS games (game_id TEXT PRIMARY KEY, data BLOB NOT NULL);
@@ -35,20 +43,20 @@ CREATE TABLE IF NOT EXISTS predictions (
     odds_taken REAL,
     day TEXT NOT NULL,
     confirmed_at REAL NOT NULL,
-    settled INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (miner, prediction_id)
-) WITHOUT ROWID;
+    settled INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX IF NOT EXISTS predictions_key
+    ON predictions (miner, prediction_id);
+CREATE INDEX IF NOT EXISTS predictions_by_miner ON predictions (miner);
 CREATE INDEX IF NOT EXISTS predictions_open
     ON predictions (game_id) WHERE accepted = 1 AND settled = 0;
-CREATE INDEX IF NOT EXISTS predictions_by_time ON predictions (miner, confirmed_at);
 CREATE TABLE IF NOT EXISTS settlements (
     miner TEXT NOT NULL,
     prediction_id TEXT NOT NULL,
     data BLOB NOT NULL,
-    settled_at REAL NOT NULL,
-    PRIMARY KEY (miner, prediction_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS settlements_by_time ON settlements (miner, settled_at);
+    settled_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS settlements_by_miner ON settlements (miner);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY,
     miner TEXT,
@@ -58,10 +66,8 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS nonces (
     sender TEXT NOT NULL,
     nonce TEXT NOT NULL,
-    ts INTEGER NOT NULL,
-    PRIMARY KEY (sender, nonce)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS nonces_by_time ON nonces (ts);
+    ts INTEGER NOT NULL
+);
 """
 
 
@@ -74,16 +80,35 @@ class Store:
         *,
         durable_sync: bool = False,
         on_commit: Callable[[], None] | None = None,
+        before_commit: Callable[[], None] | None = None,
     ):
         self.path = path
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'FULL' if durable_sync else 'NORMAL'}")
-        self._db.executescript(SCHEMA)
+        self._create_schema()
         self.on_commit = on_commit
+        self.before_commit = before_commit
         self._in_tx = False
         self._commit_done: asyncio.Future[None] | None = None
+        self._last_commit = 0.0
+        self.commit_gap = COMMIT_GAP
         self.commits = 0
+
+    def _create_schema(self) -> None:
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        (tables,) = self._db.execute(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"
+        ).fetchone()
+        if tables and version != SCHEMA_VERSION:
+            self._db.close()
+            raise RuntimeError(
+                f"{self.path} was written by another version of the stub "
+                f"(schema {version}, expected {SCHEMA_VERSION}); move it away "
+                "or pass --db with a new file"
+            )
+        self._db.executescript(SCHEMA)
+        self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     # Writing: one open transaction, committed on the next loop iteration.
 
@@ -98,10 +123,21 @@ class Store:
         if self._commit_done is None:
             loop = asyncio.get_running_loop()
             self._commit_done = loop.create_future()
-            loop.call_soon(self._commit)
+            # Under load, gather a few milliseconds of writes into one commit;
+            # a lone write after a quiet spell is committed on the next turn.
+            wait = self._last_commit + self.commit_gap - loop.time()
+            if wait > 0:
+                loop.call_later(wait, self._commit)
+            else:
+                loop.call_soon(self._commit)
 
     def _commit(self) -> None:
-        done, self._commit_done = self._commit_done, None
+        try:
+            # Still inside this batch: these writes schedule no second commit.
+            if self._in_tx and self.before_commit is not None:
+                self.before_commit()
+        finally:
+            done, self._commit_done = self._commit_done, None
         try:
             self.commit_now()
         except Exception as exc:
@@ -120,6 +156,8 @@ class Store:
             self._db.execute("COMMIT")
             self._in_tx = False
             self.commits += 1
+            with contextlib.suppress(RuntimeError):
+                self._last_commit = asyncio.get_running_loop().time()
         if self.on_commit is not None:
             self.on_commit()
 

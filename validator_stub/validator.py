@@ -148,9 +148,12 @@ class Validator:
         self.rejected_count = 0
         self.duplicate_count = 0
         self._next_seq = 1
+        self._day_number = -1
+        self._day_name = ""
         self._pending: list[LoggedEvent] = []
         self.nonces = NonceGuard(on_seen=self._nonce_seen)
         store.on_commit = self._committed
+        store.before_commit = self._save_head
         self._load()
 
     # Loading what a previous run left behind.
@@ -204,7 +207,7 @@ class Validator:
 
     def _nonce_seen(self, sender: str, nonce: str, ts: int) -> None:
         self.store.write(
-            "INSERT OR IGNORE INTO nonces (sender, nonce, ts) VALUES (?, ?, ?)",
+            "INSERT INTO nonces (sender, nonce, ts) VALUES (?, ?, ?)",
             (sender, nonce, ts),
         )
 
@@ -238,9 +241,13 @@ class Validator:
             "INSERT INTO events (seq, miner, at, data) VALUES (?, ?, ?, ?)",
             (seq, miner, event.at, _encode(event)),
         )
-        self.store.set_meta("head", seq)
         self._pending.append(LoggedEvent(event, miner))
         return event
+
+    def _save_head(self) -> None:
+        # Once per commit rather than once per event.
+        if self._pending:
+            self.store.set_meta("head", self._pending[-1].event.seq)
 
     def _committed(self) -> None:
         batch, self._pending = self._pending, []
@@ -276,7 +283,7 @@ class Validator:
         if row is not None:
             return self._resent(miner, prediction, row, now)
 
-        day = utc_day(now)
+        day = self._day(now)
         total = self.day_totals.get((miner, day), 0.0)
         game = self.games.get(prediction.game_id) if prediction.game_id else None
         verdict = check_prediction(prediction, game, now=now, day_total=total)
@@ -331,7 +338,7 @@ class Validator:
         if same_content(_prediction_decoder.decode(content), prediction):
             self.duplicate_count += 1
             return _confirmation_decoder.decode(original)
-        total = self.day_totals.get((miner, utc_day(now)), 0.0)
+        total = self.day_totals.get((miner, self._day(now)), 0.0)
         return Confirmation(
             prediction_id=prediction.prediction_id,
             accepted=False,
@@ -341,8 +348,15 @@ class Validator:
             confirmed_at=now,
         )
 
+    def _day(self, now: float) -> str:
+        # utc_day formats a date; one format per day is plenty.
+        number = int(now // 86400)
+        if number != self._day_number:
+            self._day_number, self._day_name = number, utc_day(now)
+        return self._day_name
+
     def day_total(self, miner: str, day: str | None = None) -> float:
-        return self.day_totals.get((miner, day or utc_day(self.clock())), 0.0)
+        return self.day_totals.get((miner, day or self._day(self.clock())), 0.0)
 
     # Games.
 
@@ -416,11 +430,11 @@ class Validator:
 
         settlements = []
         rows = self.store.all(
-            "SELECT miner, prediction_id, content, wager, odds_taken FROM predictions "
-            "WHERE game_id = ? AND accepted = 1 AND settled = 0",
+            "SELECT rowid, miner, prediction_id, content, wager, odds_taken "
+            "FROM predictions WHERE game_id = ? AND accepted = 1 AND settled = 0",
             (game_id,),
         )
-        for miner, prediction_id, content, wager, taken in rows:
+        for rowid, miner, prediction_id, content, wager, taken in rows:
             won = _prediction_decoder.decode(content).outcome == outcome
             settlement = Settlement(
                 prediction_id=prediction_id,
@@ -436,9 +450,7 @@ class Validator:
                 (miner, prediction_id, _encode(settlement), now),
             )
             self.store.write(
-                "UPDATE predictions SET settled = 1 "
-                "WHERE miner = ? AND prediction_id = ?",
-                (miner, prediction_id),
+                "UPDATE predictions SET settled = 1 WHERE rowid = ?", (rowid,)
             )
             self._emit("settlement", settlement=settlement, miner=miner)
             settlements.append(settlement)
@@ -462,7 +474,7 @@ class Validator:
                 for (d,) in reversed(
                     self.store.all(
                         "SELECT confirmation FROM predictions WHERE miner = ? "
-                        "ORDER BY confirmed_at DESC LIMIT ?",
+                        "ORDER BY rowid DESC LIMIT ?",
                         (miner, limit),
                     )
                 )
@@ -472,7 +484,7 @@ class Validator:
                 for (d,) in reversed(
                     self.store.all(
                         "SELECT data FROM settlements WHERE miner = ? "
-                        "ORDER BY settled_at DESC LIMIT ?",
+                        "ORDER BY rowid DESC LIMIT ?",
                         (miner, limit),
                     )
                 )
