@@ -196,7 +196,7 @@ class MinerServer(Server):
     async def on_startup(self, app: web.Application) -> None:
         """Say nothing here; `run` logs the address once it is known."""
 
-    async def handle_index(self, request: web.Request) -> web.Response:  # type: ignore[override]
+    async def handle_index(self, request: web.Request) -> web.Response:
         font_size = to_int(request.query.get("fontsize", ""), DEFAULT_FONT_SIZE)
         font_size = min(max(font_size, 8), 40)
         scheme = "wss" if _is_https(request) else "ws"
@@ -239,8 +239,16 @@ def _is_https(request: web.Request) -> bool:
     return request.secure or forwarded.lower() == "https"
 
 
-async def run(server: MinerServer, *, ready: asyncio.Future[int] | None = None) -> None:
-    """Serve until SIGINT or SIGTERM; ``ready`` gets the port once listening."""
+async def run(
+    server: MinerServer,
+    *,
+    ready: asyncio.Future[int] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve until ``stop`` is set, or until SIGINT or SIGTERM when none is given.
+
+    ``ready`` gets the port once the server listens.
+    """
     runner = web.AppRunner(await server._make_app(), handle_signals=False)
     await runner.setup()
     try:
@@ -258,6 +266,9 @@ async def run(server: MinerServer, *, ready: asyncio.Future[int] | None = None) 
         if ready is not None and not ready.done():
             ready.set_result(port)
 
+        if stop is not None:
+            await stop.wait()
+            return
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -1,4 +1,7 @@
-"""The served app in a real headless Chromium at a phone's size, offline.
+"""The served app: its page over plain HTTP, then in a real headless Chromium.
+
+The first tests run the server in-process on port 0 and read what it serves
+(no browser needed). The browser test then does the real thing.
 
 Starts the installed ``bettensor-miner serve --port 0`` (its own demo
 validator, folders in ``tmp_path``), opens it in Debian's Chromium through
@@ -10,6 +13,7 @@ used).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -20,7 +24,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import aiohttp
+import httpx
 import pytest
+
+from app.serve import MinerServer, app_command, build_parser, is_loopback, run
 
 CHROMIUM = Path("/usr/bin/chromium")
 MINER = Path(sys.executable).with_name("bettensor-miner")
@@ -31,16 +39,6 @@ try:
 except ImportError:  # pragma: no cover - depends on the machine
     sync_playwright = None  # type: ignore[assignment]
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="no /usr/bin/chromium (make system-deps)"
-    ),
-    pytest.mark.skipif(
-        sync_playwright is None, reason="the playwright package is not installed"
-    ),
-    pytest.mark.skipif(not MINER.exists(), reason=f"console script missing: {MINER}"),
-]
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -124,6 +122,12 @@ def terminal_text(frames: list[bytes]) -> str:
     return ANSI.sub("", b"".join(frames).decode("utf-8", errors="replace"))
 
 
+@pytest.mark.browser
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="no /usr/bin/chromium (make system-deps)"
+)
+@pytest.mark.skipif(sync_playwright is None, reason="the playwright package is missing")
+@pytest.mark.skipif(not MINER.exists(), reason=f"console script missing: {MINER}")
 def test_phone_sized_browser_shows_games_offline(served: str, tmp_path: Path) -> None:
     """At 390x844 the page shows demo games, and every request stays on loopback."""
     requests: list[str] = []
@@ -224,3 +228,73 @@ def test_phone_sized_browser_shows_games_offline(served: str, tmp_path: Path) ->
     # The terminal fits the screen and renders at ratio 1 (see app/serve.py).
     assert screen_width <= 390
     assert pixel_ratio == 1
+
+
+PAGE_URL = re.compile(r"""(?:href|src|url)\s*[=(]\s*["']?([^"')\s>]+)""")
+
+
+async def start_server() -> tuple[asyncio.Task[None], asyncio.Event, int]:
+    """The real serve server in this process on a free loopback port."""
+    server = MinerServer(app_command(["--speed", "0"]), host="127.0.0.1", port=0)
+    ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    stop = asyncio.Event()
+    task = asyncio.create_task(run(server, ready=ready, stop=stop))
+    port = await asyncio.wait_for(ready, timeout=10)
+    return task, stop, port
+
+
+async def test_page_fits_a_phone_and_names_only_local_resources() -> None:
+    """The page has a viewport tag, and every URL in it is relative or loopback."""
+    task, stop, port = await start_server()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            page = await http.get("/")
+            assert page.status_code == 200
+            text = page.text
+            assert 'name="viewport"' in text and "width=device-width" in text
+            assert f'data-session-websocket-url="ws://127.0.0.1:{port}/ws"' in text
+            assert "default-src 'self'" in page.headers["content-security-policy"]
+
+            urls = PAGE_URL.findall(text)
+            assert urls, "expected the page to link its script, styles and fonts"
+            for url in urls:
+                host = urlsplit(url).hostname
+                assert host is None or host in LOOPBACK, url
+                if host is None and not url.startswith("data:"):
+                    local = await http.get("/" + url.lstrip("/"))
+                    assert local.status_code == 200, url
+
+            # A tunnel that changes the address changes the page's URLs too.
+            tunnelled = await http.get("/", headers={"Host": "127.0.0.1:9999"})
+            assert "ws://127.0.0.1:9999/ws" in tunnelled.text
+    finally:
+        stop.set()
+        await task
+
+
+async def test_websocket_from_another_site_is_refused() -> None:
+    """A WebSocket whose Origin is another site gets 403 and starts no app."""
+    task, stop, port = await start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await session.ws_connect(
+                    f"http://127.0.0.1:{port}/ws",
+                    headers={"Origin": "http://evil.example"},
+                )
+            assert refused.value.status == 403
+    finally:
+        stop.set()
+        await task
+
+
+def test_serve_passes_app_arguments_through() -> None:
+    """Arguments other than --host and --port reach ``python -m app`` quoted."""
+    args, rest = build_parser().parse_known_args(
+        ["--port", "0", "--speed", "0", "--data-dir", "/tmp/a b"]
+    )
+    assert (args.host, args.port) == ("127.0.0.1", 0)
+    command = app_command(rest)
+    assert command.endswith("-m app --speed 0 --data-dir '/tmp/a b'")
+    assert is_loopback("127.0.0.1") and is_loopback("::1")
+    assert not is_loopback("0.0.0.0")

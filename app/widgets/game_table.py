@@ -368,7 +368,7 @@ class GameTable(ScrollView, can_focus=True):
 
     # Events
 
-    def _on_click(self, event: events.Click) -> None:
+    async def _on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
         if offset is None or offset.y < 1:
             return
