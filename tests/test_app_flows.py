@@ -26,7 +26,7 @@ from bettensor_core.client import MinerClient
 from bettensor_core.codec import Signer
 from bettensor_core.config import ValidatorConfig
 from bettensor_core.link import LinkOptions
-from bettensor_core.power import PowerPolicy
+from bettensor_core.power import PowerPolicy, PowerProfile, PowerState
 from bettensor_core.protocol import Game
 from validator_stub.server import StubConfig, StubServer
 
@@ -431,3 +431,32 @@ async def test_settings_are_checked_and_saved(make_app: Any, tmp_path: Path) -> 
         assert (tmp_path / "miner.toml").exists()
         assert "120" in (tmp_path / "miner.toml").read_text()
         assert app.power.idle_after == 120
+
+
+async def test_nothing_is_redrawn_while_nothing_changes(make_app: Any) -> None:
+    """With the simulator frozen and no input, heartbeats come and go unpainted."""
+    fast = PowerProfile(
+        heartbeat_interval=0.3, long_poll_hold=25, ui_flush_interval=0.1
+    )
+    power = PowerPolicy(profiles=dict.fromkeys(PowerState, fast))
+    async with make_app(power=power).run_test(size=(80, 24)) as pilot:
+        app = await ready(pilot)
+        await pilot.pause(0.5)
+        paints: list[object] = []
+        display = app._display
+
+        def counting(screen: Any, renderable: Any) -> None:
+            if renderable is not None:
+                paints.append(renderable)
+            display(screen, renderable)
+
+        app._display = counting  # type: ignore[method-assign]
+        link = app.session.client.links()[0]
+        await pilot.pause(2.0)
+        assert paints == []
+        assert app.session.client.links()[0].rtt_ms != link.rtt_ms
+
+        # The counter does see paints: a change of sort repaints the table.
+        await pilot.press("o")
+        await pilot.pause(0.2)
+        assert paints
