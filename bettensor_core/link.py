@@ -34,7 +34,12 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from bettensor_core.backoff import Backoff
-from bettensor_core.codec import NonceGuard, Signed, Signer
+from bettensor_core.codec import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    NonceGuard,
+    Signed,
+    Signer,
+)
 from bettensor_core.config import ValidatorConfig
 from bettensor_core.errors import ErrorCode, ProtocolError, TransportError
 from bettensor_core.models import (
@@ -45,7 +50,12 @@ from bettensor_core.models import (
     LinkStatus,
     PredictionChanged,
 )
-from bettensor_core.outbox import MAX_BATCH, confirmations_in, outbox_message
+from bettensor_core.outbox import (
+    MAX_BATCH,
+    confirmations_in,
+    outbox_message,
+    predictions_in,
+)
 from bettensor_core.power import PowerProfile
 from bettensor_core.protocol import (
     Events,
@@ -53,6 +63,7 @@ from bettensor_core.protocol import (
     Hello,
     ResumeRequest,
     Snapshot,
+    Welcome,
 )
 from bettensor_core.store import Applied, Store
 from bettensor_core.transport import (
@@ -158,6 +169,8 @@ class Link:
         )
         self._guard = NonceGuard()
         self._max_batch = opts.max_batch
+        # What the validator accepts in one message; its welcome may say more.
+        self._max_bytes = DEFAULT_MAX_MESSAGE_BYTES
 
         last_seq, remembered = store.cursor(self.name)
         self._trusted = config.ss58 or remembered
@@ -267,6 +280,7 @@ class Link:
                 return None
 
             rtt = (time.monotonic() - started) * 1000
+            self._opened(first)
             if kind == WEBSOCKET:
                 self._policy.websocket_up()
             state = LinkState.WEBSOCKET if kind == WEBSOCKET else LinkState.HTTP
@@ -405,8 +419,10 @@ class Link:
                 await self._outbox_ready.wait()
                 continue
 
-            message = outbox_message(pending)
-            ids = [p.prediction_id for p in pending]
+            message = outbox_message(
+                pending, max_batch=self._max_batch, max_bytes=self._max_bytes
+            )
+            ids = [p.prediction_id for p in predictions_in(message)]
             async with self._send_lock:
                 sent = self._store.mark_sent(
                     self.name, ids, transport.kind, time.time()
@@ -418,7 +434,7 @@ class Link:
                         message, timeout=self._options.request_timeout
                     )
                 except ProtocolError as exc:
-                    await self._refused(exc, len(pending))
+                    await self._refused(exc, len(ids))
                     continue
             self._check(answer)
             changed = self._store.confirm(self.name, confirmations_in(answer.body))
@@ -466,9 +482,15 @@ class Link:
                 self._set_status(fallback_reason=str(exc))
                 log.debug("websocket probe of %s failed: %s", self.name, exc)
                 continue
+            self._opened(first)
             raise _Upgrade(transport)
 
     # Checking and applying what the validator sends.
+
+    def _opened(self, first: Signed) -> None:
+        """Take the limits a validator's welcome announces."""
+        if isinstance(first.body, Welcome):
+            self._max_bytes = first.body.max_message_bytes
 
     def _check(self, message: Signed) -> None:
         """Refuse a message from the wrong hotkey, stale, or replayed."""

@@ -15,6 +15,9 @@ import math
 import uuid
 from collections.abc import Sequence
 
+import msgspec
+
+from bettensor_core.codec import DEFAULT_MAX_MESSAGE_BYTES
 from bettensor_core.errors import WagerError
 from bettensor_core.protocol import (
     OUTCOME_TEAM_A,
@@ -31,6 +34,10 @@ from bettensor_core.rules import parse_wager
 
 # Pending predictions sent together in one prediction_batch at most.
 MAX_BATCH = 100
+# Bytes kept free for the signed envelope around a batch's body.
+ENVELOPE_ROOM = 1024
+
+_encoder = msgspec.json.Encoder()
 
 
 def new_prediction(
@@ -83,13 +90,37 @@ def new_prediction(
     )
 
 
-def outbox_message(pending: Sequence[Prediction]) -> Prediction | PredictionBatch:
-    """One prediction alone, several in a batch (at most `MAX_BATCH`)."""
+def outbox_message(
+    pending: Sequence[Prediction],
+    *,
+    max_batch: int = MAX_BATCH,
+    max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> Prediction | PredictionBatch:
+    """One prediction alone, several in a batch that fits the validator's limit.
+
+    The batch takes the oldest pending predictions, at most ``max_batch`` of
+    them, halved until its body fits in ``max_bytes`` with room for the
+    envelope.
+    """
     if not pending:
         raise ValueError("nothing to send")
-    if len(pending) == 1:
-        return pending[0]
-    return PredictionBatch(predictions=list(pending[:MAX_BATCH]))
+    batch = list(pending[: max(1, max_batch)])
+    room = max_bytes - ENVELOPE_ROOM
+    while (
+        len(batch) > 1
+        and len(_encoder.encode(PredictionBatch(predictions=batch))) > room
+    ):
+        batch = batch[: len(batch) // 2]
+    if len(batch) == 1:
+        return batch[0]
+    return PredictionBatch(predictions=batch)
+
+
+def predictions_in(message: Prediction | PredictionBatch) -> list[Prediction]:
+    """The predictions a message carries."""
+    if isinstance(message, Prediction):
+        return [message]
+    return list(message.predictions)
 
 
 def confirmations_in(body: Body) -> list[Confirmation]:
