@@ -228,31 +228,35 @@ class StubServer:
         """Change a scheduled game's odds and push the odds_changed event."""
         validator, _ = self._parts()
         event = validator.change_odds(game_id, odds_a, odds_b, odds_tie)
-        return await self._after_game_change(event)
+        await self._after_game_change()
+        return event
 
     async def kickoff(self, game_id: str) -> Event:
         """Start a game now and push the kickoff event."""
         validator, _ = self._parts()
-        return await self._after_game_change(validator.kickoff(game_id))
+        event = validator.kickoff(game_id)
+        await self._after_game_change()
+        return event
 
     async def settle(self, game_id: str, outcome: int) -> list[Settlement]:
         """End a game, settle its accepted predictions and push the events."""
         validator, _ = self._parts()
         settlements = validator.settle(game_id, outcome)
-        await self._after_game_change(None)
+        await self._after_game_change()
         return settlements
 
     async def add_game(self, game: Game) -> Event:
         """Add a game of the caller's making (tests) and push game_added."""
         validator, _ = self._parts()
-        return await self._after_game_change(validator.add_game(game))
+        event = validator.add_game(game)
+        await self._after_game_change()
+        return event
 
-    async def _after_game_change(self, event: Event | None) -> Any:
+    async def _after_game_change(self) -> None:
         validator, _ = self._parts()
         await validator.durable()
         if self.simulator is not None:
             self.simulator.wake()
-        return event
 
     # Read access for tests and benchmarks.
 
