@@ -9,6 +9,8 @@ bytes; only what sits around them changes.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -170,7 +172,9 @@ async def socketio_call(
 
         return await _timed(n, warmup, once)
     finally:
-        await sio.disconnect()
+        # A polling client's disconnect waits for its pending long-poll.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(sio.disconnect(), 1.0)
 
 
 # -- the stub, raw protocol --

@@ -39,6 +39,7 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "ws_ping_interval": None,
     "ws_ping_timeout": None,
     "backlog": 4096,
+    "timeout_graceful_shutdown": 1,
 }
 
 
