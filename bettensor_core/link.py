@@ -188,6 +188,7 @@ class Link:
         self._power_changed = asyncio.Event()
         self._send_lock = asyncio.Lock()
         self._heartbeat_n = 0
+        self._outage_told = False
 
     # The client's side.
 
@@ -229,22 +230,27 @@ class Link:
                 self._backoff.connected(time.monotonic())
                 if connected_before:
                     self._set_status(reconnects=self._status.reconnects + 1)
-                    log.info(
-                        "reconnected to %s over %s (reconnect %d)",
-                        self.name,
-                        transport.kind,
-                        self._status.reconnects,
-                    )
+                fallback = self._policy.fallback_reason
+                log.info(
+                    "%s %s over %s%s",
+                    "reconnected to" if connected_before else "connected to",
+                    self.name,
+                    transport.kind,
+                    f" (fallback: {fallback})" if transport.kind == HTTP else "",
+                )
                 connected_before = True
                 await self._serve(transport, first)
 
             delay = self._backoff.failed(time.monotonic(), self._rng)
-            log.info("retrying %s in %.2f s", self.name, delay)
+            log.debug("retrying %s in %.2f s", self.name, delay)
             await asyncio.sleep(delay)
 
     async def _connect(self) -> tuple[Transport, Signed] | None:
         """Try the transports in the policy's order; None when all failed."""
         self._set_status(state=LinkState.CONNECTING, rtt_ms=None)
+        # Say it once per outage; repeated failures go to the debug log.
+        level = logging.DEBUG if self._outage_told else logging.INFO
+        self._outage_told = True
         for kind in self._policy.attempt_order():
             transport = self._new_transport(kind)
             timeout = (
@@ -257,29 +263,37 @@ class Link:
                 first = await transport.open(self._hello(), timeout=timeout)
                 self._check(first)
             except ProtocolError as exc:
-                await transport.close()
+                await transport.close(graceful=False)
                 # A validator that refuses us or is not who it should be
                 # answers the same on the other transport: wait and retry.
-                log.warning("%s refused the %s session: %s", self.name, kind, exc)
+                log.log(
+                    logging.WARNING if level == logging.INFO else logging.DEBUG,
+                    "%s refused the %s session: %s",
+                    self.name,
+                    kind,
+                    _describe(exc),
+                )
                 self._set_status(state=LinkState.OFFLINE, last_error=_describe(exc))
                 return None
             except TransportError as exc:
-                await transport.close()
+                await transport.close(graceful=False)
                 if kind == WEBSOCKET:
                     self._policy.websocket_failed(str(exc), time.monotonic(), self._rng)
-                    log.info(
+                    log.log(
+                        level,
                         "websocket to %s failed (%s); falling back to http",
                         self.name,
                         exc,
                     )
                     self._set_status(fallback_reason=str(exc))
                     continue
-                log.info("http to %s failed: %s", self.name, exc)
+                log.log(level, "http to %s failed: %s", self.name, exc)
                 self._policy.all_failed()
                 self._set_status(state=LinkState.OFFLINE, last_error=str(exc))
                 return None
 
             rtt = (time.monotonic() - started) * 1000
+            self._outage_told = False
             self._opened(first)
             if kind == WEBSOCKET:
                 self._policy.websocket_up()
@@ -289,12 +303,6 @@ class Link:
                 rtt_ms=rtt,
                 fallback_reason=self._policy.fallback_reason,
                 last_error=None,
-            )
-            log.info(
-                "connected to %s over %s%s",
-                self.name,
-                kind,
-                f" (fallback: {self._policy.fallback_reason})" if kind == HTTP else "",
             )
             return transport, first
         return None

@@ -303,3 +303,62 @@ async def test_power_state_changes_heartbeat_live(
         assert client.links()[0].power_state == "background"
         power.on_input()
         assert client.links()[0].power_state == "active"
+
+
+async def test_two_validators_each_confirm_and_the_budget_is_the_strictest(
+    tmp_path: Path,
+) -> None:
+    """A prediction goes to every validator; one away keeps it pending there and
+    the budget counts it."""
+    first = StubServer(
+        StubConfig(port=0, db=str(tmp_path / "a.sqlite"), speed=0, games=4, seed=3)
+    )
+    second = StubServer(
+        StubConfig(
+            port=0,
+            db=str(tmp_path / "b.sqlite"),
+            speed=0,
+            games=4,
+            seed=3,
+            signer=Signer.from_uri("//second-validator"),
+        )
+    )
+    await first.start()
+    await second.start()
+    client = MinerClient(
+        Signer.from_uri("//two"),
+        [
+            ValidatorConfig(first.url, ss58=first.ss58, name="a"),
+            ValidatorConfig(second.url, ss58=second.ss58, name="b"),
+        ],
+        store_path=tmp_path / "m.sqlite3",
+        power=quick_power(),
+        link_options=FAST,
+    )
+    try:
+        async with client:
+            await until(lambda: len(client.games) == 4)
+            await until(
+                lambda: all(s.state == LinkState.WEBSOCKET for s in client.links())
+            )
+            game = open_game(client).game_id
+            record = await client.submit(game, 0, 100)
+            answers = await client.confirmations(
+                record.prediction.prediction_id, timeout=5
+            )
+            assert set(answers) == {"a", "b"}
+            assert all(a.accepted for a in answers.values())
+
+            await second.stop()
+            record = await client.submit(game, 1, 50)
+            pid = record.prediction.prediction_id
+            with pytest.raises(TimeoutError):
+                await client.confirmations(pid, timeout=0.5)
+            assert (
+                client.prediction(pid).deliveries["a"].state == DeliveryState.ACCEPTED
+            )  # type: ignore[union-attr]
+            assert client.prediction(pid).deliveries["b"].confirmation is None  # type: ignore[union-attr]
+            assert client.budget_left() == 850
+    finally:
+        await first.stop()
+        await second.stop()

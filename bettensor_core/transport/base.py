@@ -91,7 +91,16 @@ def mapped_errors(what: str) -> Iterator[None]:
         raise
     except websockets.exceptions.InvalidStatus as exc:
         raise WebSocketRefused(exc.response.status_code) from exc
-    except (TimeoutError, httpx.TimeoutException) as exc:
+    except httpx.TimeoutException as exc:
+        # httpx-aiohttp reports a refused connection as a connect timeout;
+        # the aiohttp error underneath tells which it really was.
+        cause = exc.__cause__
+        if isinstance(cause, aiohttp.ClientError) and not isinstance(
+            cause, aiohttp.ServerTimeoutError | TimeoutError
+        ):
+            raise TransportError(f"{what}: {cause}") from exc
+        raise TransportTimeout(f"{what}: timed out") from exc
+    except TimeoutError as exc:
         raise TransportTimeout(f"{what}: timed out") from exc
     except websockets.exceptions.ConnectionClosed as exc:
         raise TransportError(f"{what}: connection closed ({exc})") from exc
