@@ -134,7 +134,7 @@ async def bench_game_table(
             table.update_games(games, [game_id])
 
         on_screen = table.shown_game_ids[:visible]
-        return {
+        results = {
             "load": (load, 0),
             "spread": await timed_changes(app, table, games, spread, apply),
             "visible": await timed_changes(
@@ -145,6 +145,11 @@ async def bench_game_table(
                 apply,
             ),
         }
+        # Sorted by odds, a price change can move its game within the list.
+        table.set_sort("odds")
+        draw_frame(app, table)
+        results["odds_sorted"] = await timed_changes(app, table, games, spread, apply)
+        return results
 
 
 async def bench_data_table(
@@ -188,17 +193,24 @@ Run = Callable[
 
 async def measure(name: str, run: Run, count: int, changes: int, repeats: int) -> None:
     """Run one table's scenarios ``repeats`` times and print the medians."""
-    seconds: dict[str, list[float]] = {"load": [], "spread": [], "visible": []}
+    seconds: dict[str, list[float]] = {}
     written: dict[str, int] = {}
     for repeat in range(repeats):
         games = make_games(count)
         spread = random.Random(repeat).sample(sorted(games), changes)
         for key, (took, size) in (await run(games, spread, SIZE[1] - 2)).items():
-            seconds[key].append(took)
+            seconds.setdefault(key, []).append(took)
             written[key] = size
     ms = {key: statistics.median(values) * 1000 for key, values in seconds.items()}
     print(f"{name}: {count} games, load and first draw {ms['load']:.1f} ms")
-    for key, label in (("spread", "spread over the list"), ("visible", "on screen")):
+    labels = {
+        "spread": "spread over the list",
+        "visible": "on screen",
+        "odds_sorted": "spread, list sorted by odds",
+    }
+    for key, label in labels.items():
+        if key not in ms:
+            continue
         print(
             f"{name}: {changes} changes {label}: {ms[key]:.1f} ms "
             f"({ms[key] / changes:.3f} ms each), {written[key]:,} bytes drawn"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 
 import msgspec
@@ -339,4 +340,63 @@ async def test_removed_games_leave_the_table() -> None:
         table.update_games(games, ["g00000"])
         assert "g00000" not in table.shown_game_ids
         assert table.cursor_game_id == "g00001"
+        await pilot.pause()
+
+
+async def test_one_by_one_placement_matches_a_full_sort() -> None:
+    """Random odds, status, new and removed games keep the order a full sort gives."""
+    app = TableApp()
+    async with app.run_test(size=(100, 20)) as pilot:
+        table = app.query_one(GameTable)
+        games = make_games(400)
+        table.update_games(games)
+        table.set_sort("odds")
+        table.set_filter(status="scheduled")
+        table.set_query("a")
+        rng = random.Random(7)
+
+        def expected() -> list[str]:
+            shown = [
+                g
+                for g in games.values()
+                if g.status == "scheduled"
+                and "a" in f"{g.team_a} {g.team_b} {g.league} {g.sport}".casefold()
+            ]
+            shown.sort(key=lambda g: (min(g.odds_a, g.odds_b), g.kickoff, g.game_id))
+            return [g.game_id for g in shown]
+
+        next_id = 400
+        for _ in range(150):
+            batch: list[str] = []
+            for _ in range(rng.randint(1, 4)):
+                roll = rng.random()
+                if roll < 0.1 and games:
+                    game_id = rng.choice(sorted(games))
+                    del games[game_id]
+                elif roll < 0.2:
+                    game_id = f"n{next_id:05d}"
+                    next_id += 1
+                    games[game_id] = msgspec.structs.replace(
+                        games["g00001"]
+                        if "g00001" in games
+                        else make_games(1)["g00000"],
+                        game_id=game_id,
+                        odds_a=round(rng.uniform(1.01, 6), 2),
+                    )
+                else:
+                    game_id = rng.choice(sorted(games))
+                    games[game_id] = msgspec.structs.replace(
+                        games[game_id],
+                        odds_a=round(rng.uniform(1.01, 6), 2),
+                        odds_b=round(rng.uniform(1.01, 6), 2),
+                        status=rng.choice(["scheduled", "scheduled", "live"]),
+                    )
+                batch.append(game_id)
+            table.update_games(games, batch)
+            assert table.shown_game_ids == expected()
+
+        # Every shown game can still be found by id (positions stayed in step).
+        for game_id in rng.sample(table.shown_game_ids, 20):
+            assert table.move_cursor_to(game_id)
+            assert table.cursor_game_id == game_id
         await pilot.pause()

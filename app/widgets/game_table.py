@@ -17,6 +17,7 @@ timers, so an idle table writes nothing to the terminal.
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -43,6 +44,10 @@ DOWN = -1
 FLAT = 0
 
 _ARROWS = {UP: "▲", DOWN: "▼", FLAT: " "}
+
+# Up to this many games moving in one update are placed one by one; more
+# than that, and filtering and sorting everything again is cheaper.
+_PLACE_ONE_BY_ONE = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,26 +279,31 @@ class GameTable(ScrollView, can_focus=True):
             self._replace_all(games)
             return
 
-        reorder = False
+        # Most changes only redraw a line; a few move a game in, out of, or
+        # within the list (a new game, a filter match flipped, a sort key moved).
+        placed: list[str] = []
         redraw: list[str] = []
-        for game_id in changed:
+        for game_id in dict.fromkeys(changed):
             new = games.get(game_id)
             old = self._games.get(game_id)
             if new is None:
                 if old is not None:
                     self._forget(game_id)
-                    reorder = True
+                    placed.append(game_id)
                 continue
             was_shown = game_id in self._row_of
             self._store(game_id, new, old)
             if old is None or self._placement_changed(game_id, old, was_shown):
-                reorder = True
-            redraw.append(game_id)
+                placed.append(game_id)
+            else:
+                redraw.append(game_id)
 
-        if reorder:
-            self._reorder(redraw)
-        else:
+        if not placed:
             self._refresh_games(redraw)
+        elif len(placed) <= _PLACE_ONE_BY_ONE:
+            self._place(placed, redraw)
+        else:
+            self._reorder(redraw + placed)
 
     def set_query(self, text: str) -> None:
         """Show only games whose teams, league or sport contain ``text``."""
@@ -568,7 +578,7 @@ class GameTable(ScrollView, can_focus=True):
         return not self._query or self._query in self._haystacks[game_id]
 
     def _reorder(self, changed: list[str] | None) -> None:
-        """Filter and sort again, then redraw only what moved or changed on screen.
+        """Filter and sort everything again, then redraw what differs on screen.
 
         ``changed`` lists games whose content changed; ``None`` means the
         view itself changed (query, filter, sort), so every line may differ.
@@ -580,11 +590,47 @@ class GameTable(ScrollView, can_focus=True):
         shown.sort(key=lambda g: key(games[g]))
         self._rows = shown
         self._row_of = {game_id: row for row, game_id in enumerate(shown)}
+        self._after_reorder(before, changed)
 
+    def _place(self, placed: list[str], redraw: list[str]) -> None:
+        """Move a few games into, out of, or within the sorted list in place.
+
+        A full `_reorder` costs milliseconds with thousands of games; odds
+        arriving one by one while the list is sorted by odds would pay that
+        for every change. Here each game is taken out and put back by binary
+        search, and only the rows from the first place touched get new positions.
+        """
+        before = self._visible_ids()
+        rows = self._rows
+        games = self._games
+
+        def key(game_id: str) -> tuple[float, float, str]:
+            return self._sort_key(games[game_id])
+
+        # Take every moving game out first: the binary search below needs the
+        # rest of the list sorted by the keys the games have now.
+        low = len(rows)
+        for game_id in placed:
+            if self._row_of.pop(game_id, None) is not None:
+                row = rows.index(game_id)  # positions shift within this batch
+                del rows[row]
+                low = min(low, row)
+        for game_id in placed:
+            if game_id in games and self._matches(game_id):
+                row = bisect.bisect_left(rows, key(game_id), key=key)
+                rows.insert(row, game_id)
+                low = min(low, row)
+
+        # Rows above the first one touched kept their places.
+        for row in range(low, len(rows)):
+            self._row_of[rows[row]] = row
+        self._after_reorder(before, redraw + placed)
+
+    def _after_reorder(self, before: list[str], changed: list[str] | None) -> None:
         # Keep the cursor on the same game when it is still shown.
         row = self._row_of.get(self._cursor_id) if self._cursor_id else None
         if row is None:
-            row = min(self._cursor_row, len(shown) - 1)
+            row = min(self._cursor_row, len(self._rows) - 1)
         self._set_cursor(max(row, 0), scroll=False)
         self._update_virtual_size()
 
