@@ -142,7 +142,10 @@ def _run(args: argparse.Namespace) -> int:
         )
 
     app = MinerApp(opener, power=power)
-    app.theme = config.theme
+    if config.theme in app.available_themes:
+        app.theme = config.theme
+    else:
+        log.warning("unknown theme %r; using the default", config.theme)
     app.run()
     return 0
 

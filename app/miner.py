@@ -383,7 +383,7 @@ class MinerApp(App[None]):
         if state == self._power_state:
             return
         self._power_state = state
-        log.info("power state %s", state.value)
+        log.debug("screen follows power state %s", state.value)
         if self.session is not None:
             self.session.client.set_power_state(state)
         self.apply_cursor_blink()
