@@ -133,6 +133,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # uvicorn logs two lines per WebSocket; the stub's own line says enough.
+    logging.getLogger("uvicorn.error").setLevel(
+        max(logging.WARNING, logging.getLogger().level)
+    )
     try:
         config = make_config(args)
     except Exception as exc:

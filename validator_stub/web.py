@@ -133,6 +133,11 @@ class Connection:
             log.debug("writer of %s stopped: %s", self.session_id, exc)
         except Exception:
             log.exception("writer of %s failed", self.session_id)
+        finally:
+            # Nothing more goes out: unblock a handler waiting for queue room.
+            self._closing = True
+            while not self._queue.empty():
+                self._queue.get_nowait()
 
     async def send(self, frame: bytes) -> None:
         """Queue a reply, waiting while this miner's queue is full."""
