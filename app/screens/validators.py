@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from app.screens.predictions import set_columns
 from app.widgets.status_line import StatusLine
-from bettensor_core.models import LinkState
+from bettensor_core.models import LinkState, LinkStatus
 
 if TYPE_CHECKING:
     from app.miner import Changes, MinerApp
@@ -25,6 +25,7 @@ STATE_STYLE = {
 
 
 NARROW_COLUMNS = ("Validator", "Link", "RTT")
+MEDIUM_COLUMNS = ("Validator", "Link", "RTT", "Last seq", "Reconnects", "Power")
 WIDE_COLUMNS = (
     "Validator",
     "URL",
@@ -75,32 +76,39 @@ class ValidatorsScreen(Screen[None]):
 
     def refresh_all(self) -> None:
         table = self.query_one("#links", DataTable)
-        narrow = self.app.size.width < 60
-        set_columns(table, NARROW_COLUMNS if narrow else WIDE_COLUMNS)
+        width = self.app.size.width
+        if width < 60:
+            columns = NARROW_COLUMNS
+        else:
+            columns = MEDIUM_COLUMNS if width < 110 else WIDE_COLUMNS
+        set_columns(table, columns)
         table.clear()
         session = self.miner.session
         links = session.client.links() if session else []
         for link in links:
-            state = Text(link.state.value, style=STATE_STYLE.get(link.state, ""))
-            rtt = "-" if link.rtt_ms is None else f"{link.rtt_ms:.1f} ms"
-            if narrow:
-                table.add_row(link.name, state, rtt)
-                continue
-            table.add_row(
-                link.name,
-                link.url,
-                state,
-                rtt,
-                "-" if link.last_seq is None else str(link.last_seq),
-                str(link.reconnects),
-                link.fallback_reason or "",
-                link.power_state,
-            )
-        note = self.query_one("#note", Static)
-        if narrow:
-            reasons = [
-                f"{x.name}: {x.fallback_reason}" for x in links if x.fallback_reason
+            cells = _cells(link)
+            table.add_row(*(cells[name] for name in columns))
+
+        # Fallback reasons are long: below the table unless there is room.
+        lines = [f"Power state: {self.miner.power.state.value}"]
+        if columns is not WIDE_COLUMNS:
+            lines += [
+                f"{link.name}: {link.fallback_reason}"
+                for link in links
+                if link.fallback_reason
             ]
-            note.update("\n".join(reasons))
-        else:
-            note.update(f"Power state: {self.miner.power.state.value}")
+        self.query_one("#note", Static).update("\n".join(lines))
+
+
+def _cells(link: LinkStatus) -> dict[str, str | Text]:
+    """Every column's cell for one link; layouts pick the ones they show."""
+    return {
+        "Validator": link.name,
+        "URL": link.url,
+        "Link": Text(link.state.value, style=STATE_STYLE.get(link.state, "")),
+        "RTT": "-" if link.rtt_ms is None else f"{link.rtt_ms:.1f} ms",
+        "Last seq": "-" if link.last_seq is None else str(link.last_seq),
+        "Reconnects": str(link.reconnects),
+        "Fallback reason": link.fallback_reason or "",
+        "Power": link.power_state,
+    }
