@@ -426,11 +426,13 @@ async def test_settings_are_checked_and_saved(make_app: Any, tmp_path: Path) -> 
         assert not (tmp_path / "miner.toml").exists()
 
         field.value = "120"
+        app.screen.query_one("#idle-heartbeat_interval", Input).value = "50"
         await pilot.press("ctrl+s")
         await pilot.pause()
-        assert (tmp_path / "miner.toml").exists()
-        assert "120" in (tmp_path / "miner.toml").read_text()
+        saved = (tmp_path / "miner.toml").read_text()
+        assert "idle_after = 120" in saved and "heartbeat_interval = 50" in saved
         assert app.power.idle_after == 120
+        assert app.power.profiles[PowerState.IDLE].heartbeat_interval == 50
 
 
 async def test_nothing_is_redrawn_while_nothing_changes(make_app: Any) -> None:

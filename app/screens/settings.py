@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
@@ -26,6 +26,7 @@ from bettensor_core.config import (
     save_config,
 )
 from bettensor_core.errors import ConfigError
+from bettensor_core.power import PowerState
 
 if TYPE_CHECKING:
     from app.miner import Changes, MinerApp
@@ -36,6 +37,17 @@ FIELDS = [
     ("wallet_hotkey", "Hotkey (empty: development hotkey)", ""),
     ("validators", "Validators (URL or URL#SS58, comma-separated; empty: demo)", ""),
     ("idle_after", "Idle after (seconds without input)", "60"),
+]
+
+# Per power state: how often to send heartbeats and to repaint pushed changes.
+KNOBS = [
+    ("heartbeat_interval", "heartbeat every (s)"),
+    ("ui_flush_interval", "screen updates every (s)"),
+]
+POWER_FIELDS = [
+    (f"{state.value}-{knob}", f"power.{state.value}.{knob}", f"{state.value}: {label}")
+    for state in PowerState
+    for knob, label in KNOBS
 ]
 
 
@@ -58,6 +70,12 @@ class SettingsScreen(Screen[None]):
             for key, label, placeholder in FIELDS:
                 yield Label(label, classes="field-label")
                 yield Input(placeholder=placeholder, id=key, classes="field")
+            yield Label("Power policy", classes="heading")
+            with Grid(id="power"):
+                for field_id, _, label in POWER_FIELDS:
+                    with Vertical(classes="knob"):
+                        yield Label(label, classes="field-label")
+                        yield Input(id=field_id, classes="field")
             yield Label("Theme", classes="field-label")
             yield Select(
                 [(name, name) for name in sorted(self.app.available_themes)],
@@ -105,6 +123,10 @@ class SettingsScreen(Screen[None]):
             ),
             "idle_after": f"{config.idle_after:g}",
         }
+        for state in PowerState:
+            profile = config.power_profiles[state]
+            for knob, _ in KNOBS:
+                values[f"{state.value}-{knob}"] = f"{getattr(profile, knob):g}"
         for key, value in values.items():
             self.query_one(f"#{key}", Input).value = value
         self.query_one("#where", Static).update(f"Saved to {self._path()}")
@@ -117,6 +139,10 @@ class SettingsScreen(Screen[None]):
             if key in ("wallet_hotkey", "validators"):
                 flags[key] = text  # empty means: dev hotkey / demo validator
             elif text:
+                flags[key] = text
+        for field_id, key, _ in POWER_FIELDS:
+            text = self.query_one(f"#{field_id}", Input).value.strip()
+            if text:
                 flags[key] = text
         theme = self.query_one("#theme", Select).value
         if isinstance(theme, str):
@@ -145,7 +171,9 @@ class SettingsScreen(Screen[None]):
         if session is not None:
             session.config = config
         self.app.theme = config.theme
-        self.miner.power.configure(idle_after=config.idle_after)
+        self.miner.power.configure(
+            profiles=config.power_profiles, idle_after=config.idle_after
+        )
         error.update("")
         self.notify(
             f"Saved to {path}. Wallet and validator changes apply on the next start.",
