@@ -79,13 +79,26 @@ async def _started_client(
 
 
 async def client_latency(
-    control: Control, url: str, n: int, warmup: int, store: str, expect: str
+    control: Control,
+    url: str,
+    n: int,
+    warmup: int,
+    store: str,
+    expect: str,
+    ready_first: bool = False,
 ) -> dict[str, Any]:
-    """`MinerClient.submit` to `MinerClient.confirmations`, one after another."""
+    """`MinerClient.submit` to `MinerClient.confirmations`, one after another.
+
+    ``ready_first`` reports ``ready`` and waits for ``go`` before the first
+    prediction (so a profiler can attach first).
+    """
     client = await _started_client(url, store, f"client-{expect}", expect)
     try:
         snapshot = Snapshot(seq=0, games=list(client.games.values()))
         game = open_games(snapshot)[0]
+        if ready_first:
+            control.notify("ready")
+            await control.command()
 
         async def once() -> None:
             record = await client.submit(game.game_id, 0, WAGER)

@@ -170,6 +170,8 @@ def target(
     met = value <= limit if at_most else value >= limit
     if met:
         by = ""
+    elif at_most and limit == 0:
+        by = f"by {value:,.4g} {unit}".rstrip()
     elif at_most:
         by = f"{value / limit:.2f}x the limit"
     else:
@@ -193,17 +195,33 @@ async def latency(ctx: Context) -> dict[str, Any]:
     n, warm = s.latency_n, s.latency_warmup
     rows: list[dict[str, Any]] = []
 
-    async def add(variant: str, row_kind: str, target_fn: str, **args: Any) -> None:
+    pending: list[Any] = []
+
+    async def measure(variant: str, row_kind: str, target_fn: str, **args: Any) -> None:
         args.setdefault("n", n)
         args.setdefault("warmup", warm)
         started = time.monotonic()
         result = await run_worker(target_fn, timeout=600, **args)
         log.info("latency %s: %.1f s", variant, time.monotonic() - started)
-        rows.append({"variant": variant, "kind": row_kind, **result})
+        row = {"variant": variant, "kind": row_kind, **result}
+        rows[rows.index({"variant": variant})] = row
+
+    async def add(variant: str, row_kind: str, target_fn: str, **args: Any) -> None:
+        # A smoke run measures the variants of one server at once (it only
+        # proves they work); a real run measures them one after another.
+        rows.append({"variant": variant})
+        pending.append(measure(variant, row_kind, target_fn, **args))
+        if not s.smoke:
+            await pending.pop()
+
+    async def flush() -> None:
+        await asyncio.gather(*pending)
+        pending.clear()
 
     lat = "bench.latency_clients:"
     async with serve("ws-echo", "--no-compression") as server:
         await add("bare websockets echo", "floor", lat + "ws_echo", url=server.ws_url)
+        await flush()
     async with serve("asgi-echo") as server:
         await add(
             "uvicorn+Starlette WebSocket echo",
@@ -234,6 +252,7 @@ async def latency(ctx: Context) -> dict[str, Any]:
             client="aiohttp",
             signed=True,
         )
+        await flush()
     async with serve("socketio") as server:
         for transport in ("websocket", "polling"):
             await add(
@@ -244,6 +263,7 @@ async def latency(ctx: Context) -> dict[str, Any]:
                 transport=transport,
             )
 
+        await flush()
     async with stub(ctx, "latency-as-committed", nodelay=False) as server:
         await add(
             "stub as committed: raw WebSocket client",
@@ -269,6 +289,7 @@ async def latency(ctx: Context) -> dict[str, Any]:
             expect="websocket",
         )
 
+        await flush()
     async with stub(ctx, "latency") as server:
         await add("raw WebSocket client", "ours", lat + "stub_ws", url=server.url)
         for client in ("aiohttp", "httpx-aiohttp", "httpx"):
@@ -305,6 +326,7 @@ async def latency(ctx: Context) -> dict[str, Any]:
             store=ctx.path("client-ws"),
             expect="websocket",
         )
+        await flush()
     async with stub(ctx, "latency-http") as server:
         await control(server.url, "/control/websocket", {"enabled": False})
         await add(
@@ -315,6 +337,7 @@ async def latency(ctx: Context) -> dict[str, Any]:
             store=ctx.path("client-http"),
             expect="http",
         )
+        await flush()
 
     by = {r["variant"]: r for r in rows}
     ws = by["MinerClient over WebSocket (submit to confirmation)"]
@@ -1060,6 +1083,104 @@ async def steady(ctx: Context) -> dict[str, Any]:
     }
 
 
+# -- 8. the app --
+
+
+async def app(ctx: Context) -> dict[str, Any]:
+    from bench import app_scenario
+
+    title = "The app: start, key press, idle"
+    why = app_scenario.available()
+    if why is not None:
+        return {"title": title, "not_measured": why, "rows": [], "targets": []}
+    s = ctx.sizes
+    async with stub(ctx, "app") as server:
+        games = await games_of(server.url)
+        cold = await app_scenario.cold_start(ctx, server, games, 1 if s.smoke else 3)
+        idle = await app_scenario.idle_in_pty(
+            ctx, server, games, settle=1.0 if s.smoke else 10.0, window=s.idle_seconds
+        )
+    many = 300 if s.smoke else 5000
+    odds_rate = 20.0 if s.smoke else 100.0
+    async with stub(ctx, "app-many", games=many) as server:
+        games = await games_of(server.url)
+        keys = await app_scenario.key_to_repaint(
+            ctx, server, games, 2 if s.smoke else 10, odds_rate
+        )
+    table = await app_scenario.game_table_bench(s.smoke)
+    rows = [
+        {
+            "variant": "cold start: spawn to first games on screen (median)",
+            "kind": "ours",
+            "value": median(cold) * 1000 if cold else None,
+            "unit": "ms",
+        },
+        {
+            "variant": f"key press to repaint (p/g screen switch), {many:,} games, "
+            f"{keys['odds_per_s']:.0f} odds changes/s: median",
+            "kind": "ours",
+            "value": keys["p50_ms"],
+            "unit": "ms",
+        },
+        {
+            "variant": "key press to repaint: slowest",
+            "kind": "ours",
+            "value": keys["max_ms"],
+            "unit": "ms",
+        },
+        {
+            "variant": "idle CPU",
+            "kind": "ours",
+            "value": idle["cpu_percent"],
+            "unit": "% of a core",
+        },
+        {
+            "variant": "idle context switches",
+            "kind": "ours",
+            "value": idle["switches_per_min"],
+            "unit": "per minute",
+        },
+        {
+            "variant": "idle bytes written to the terminal",
+            "kind": "ours",
+            "value": idle["bytes_per_min"],
+            "unit": "bytes/min",
+        },
+    ]
+    notes = []
+    if table:
+        notes.append(
+            "The game table's own benchmark (`python -m bench.bench_game_table`, "
+            "headless 120x40, written by the table's engineer), run as part of "
+            "this run:\n\n```\n" + "\n".join(table) + "\n```"
+        )
+    return {
+        "title": title,
+        "setup": (
+            f"The app (`python -m app --validator URL`) against a stub in its own "
+            f"process. Cold start and key presses in a {app_scenario.SIZE[0]}x"
+            f"{app_scenario.SIZE[1]} tmux pane, detected by polling `tmux "
+            "capture-pane` (a few ms of resolution; cold start runs "
+            f"{1 if s.smoke else 3} times, {keys['presses']} key presses, "
+            f"{keys['missed']} missed). Idle: the app alone in a pty we read, "
+            f"{s.idle_seconds:g} s window after it showed its games and settled; "
+            "odds frozen (stub speed 0). " + NODELAY + "."
+        ),
+        "rows": rows,
+        "columns": ["value", "unit"],
+        "targets": [
+            target("app idle CPU", idle["cpu_percent"], 0.5, unit="% of a core"),
+            target(
+                "app writes nothing to the terminal while nothing changes",
+                idle["bytes_per_min"],
+                0.0,
+                unit="bytes/min",
+            ),
+        ],
+        "notes": notes,
+    }
+
+
 SCENARIOS = {
     "latency": latency,
     "throughput": throughput,
@@ -1068,4 +1189,5 @@ SCENARIOS = {
     "power": power,
     "bytes": bytes_per_prediction,
     "steady": steady,
+    "app": app,
 }
