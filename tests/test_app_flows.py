@@ -462,3 +462,22 @@ async def test_nothing_is_redrawn_while_nothing_changes(make_app: Any) -> None:
         await pilot.press("o")
         await pilot.pause(0.2)
         assert paints
+
+
+async def test_mouse_filters_and_opens_a_game(make_app: Any, stub: StubServer) -> None:
+    """Clicking a filter chip filters; clicking a game row opens that game."""
+    async with make_app().run_test(size=(120, 40)) as pilot:
+        app = await ready(pilot)
+        await pilot.click("#sport")
+        sport = app.screen.sport  # type: ignore[attr-defined]
+        assert sport is not None
+        games = {g.game_id: g for g in stub.games()}
+        shown = table(app).shown_game_ids
+        assert shown and all(games[gid].sport == sport for gid in shown)
+
+        # Row 0 is the header; the third game sits on line 3.
+        await pilot.click("#games", offset=(10, 3))
+        await until(pilot, lambda: isinstance(app.screen, PredictDialog))
+        assert app.screen.game_id == shown[2]  # type: ignore[attr-defined]
+        await pilot.click("#cancel")
+        await until(pilot, lambda: not isinstance(app.screen, PredictDialog))
