@@ -63,6 +63,9 @@ def _bind(host: str, port: int) -> socket.socket:
     except OSError:
         sock.close()
         raise
+    if family in (socket.AF_INET, socket.AF_INET6):
+        # Accepted sockets inherit it: small answers are not held for an ACK.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.listen(1024)
     sock.setblocking(False)
     return sock
