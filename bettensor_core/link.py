@@ -325,28 +325,36 @@ class Link:
 
     async def _serve(self, transport: Transport, first: Signed) -> None:
         """Run a session until its connection fails; switch on a probe's success."""
-        while True:
-            try:
-                await self._session(transport)
-            except _Upgrade as upgrade:
-                await transport.close()
-                transport = upgrade.transport
-                self._policy.websocket_up()
-                self._set_status(
-                    state=LinkState.WEBSOCKET, fallback_reason=None, last_error=None
-                )
-                log.info("upgraded %s from http to websocket", self.name)
-                continue
-            except (TransportError, ProtocolError) as exc:
-                log.info("lost %s over %s: %s", self.name, transport.kind, exc)
-                self._set_status(
-                    state=LinkState.CONNECTING, rtt_ms=None, last_error=_describe(exc)
-                )
-            except Exception:
-                log.exception("link %s failed unexpectedly", self.name)
-                self._set_status(state=LinkState.CONNECTING, rtt_ms=None)
-            await transport.close(graceful=False)
-            return
+        graceful = True
+        try:
+            while True:
+                try:
+                    await self._session(transport)
+                except _Upgrade as upgrade:
+                    old, transport = transport, upgrade.transport
+                    await old.close()
+                    self._policy.websocket_up()
+                    self._set_status(
+                        state=LinkState.WEBSOCKET, fallback_reason=None, last_error=None
+                    )
+                    log.info("upgraded %s from http to websocket", self.name)
+                    continue
+                except (TransportError, ProtocolError) as exc:
+                    log.info("lost %s over %s: %s", self.name, transport.kind, exc)
+                    self._set_status(
+                        state=LinkState.CONNECTING,
+                        rtt_ms=None,
+                        last_error=_describe(exc),
+                    )
+                except Exception:
+                    log.exception("link %s failed unexpectedly", self.name)
+                    self._set_status(state=LinkState.CONNECTING, rtt_ms=None)
+                # A failed connection is dropped at once; one we leave (the
+                # client closing) is closed politely.
+                graceful = False
+                return
+        finally:
+            await transport.close(graceful=graceful)
 
     async def _session(self, transport: Transport) -> None:
         loops = [
@@ -357,18 +365,24 @@ class Link:
         if transport.kind == HTTP:
             loops.append(self._probe())
         tasks = [asyncio.create_task(loop) for loop in loops]
+        upgrade: _Upgrade | None = None
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            finished = next(iter(done))
-            error = finished.exception()
-            if isinstance(error, _Upgrade):
+            errors = [task.exception() for task in done]
+            upgrade = next((e for e in errors if isinstance(e, _Upgrade)), None)
+            if upgrade is not None:
                 # Let a prediction in flight get its answer before switching.
                 async with self._send_lock:
                     for task in tasks:
                         await cancel_quietly(task)
-            if error is not None:
-                raise error
-            raise TransportError("session ended")
+                raise upgrade
+            error = next((e for e in errors if e is not None), None)
+            raise error or TransportError("session ended")
+        except BaseException as exc:
+            if upgrade is not None and exc is not upgrade:
+                # Cancelled while switching: the new connection is not used.
+                await upgrade.transport.close(graceful=False)
+            raise
         finally:
             for task in tasks:
                 await cancel_quietly(task)
@@ -484,8 +498,11 @@ class Link:
                     self._hello(), timeout=self._options.websocket_timeout
                 )
                 self._check(first)
+            except asyncio.CancelledError:
+                await transport.close(graceful=False)
+                raise
             except (TransportError, ProtocolError) as exc:
-                await transport.close()
+                await transport.close(graceful=False)
                 self._policy.probe_failed(str(exc), time.monotonic(), self._rng)
                 self._set_status(fallback_reason=str(exc))
                 log.debug("websocket probe of %s failed: %s", self.name, exc)

@@ -128,15 +128,16 @@ class WebSocketTransport(Transport):
         self._by_nonce[nonce] = key
         try:
             log.debug("ws send %s (%d bytes)", type(body).__name__, len(data))
-            with mapped_errors("websocket send"):
-                await self._ws.send(data.decode())
-            try:
-                async with asyncio.timeout(timeout):
-                    return await asyncio.shield(future)
-            except TimeoutError:
-                raise TransportTimeout(
-                    f"no answer to {type(body).__name__} within {timeout:g} s"
-                ) from None
+            # The timeout covers the send too: on a stalled link the write
+            # buffer fills and the send itself waits.
+            async with asyncio.timeout(timeout):
+                with mapped_errors("websocket send"):
+                    await self._ws.send(data.decode())
+                return await asyncio.shield(future)
+        except TimeoutError:
+            raise TransportTimeout(
+                f"no answer to {type(body).__name__} within {timeout:g} s"
+            ) from None
         finally:
             self._by_nonce.pop(nonce, None)
             if future.done() and self._waiting.get(key) is future:
