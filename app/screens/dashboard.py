@@ -11,7 +11,7 @@ from textual.widgets import Footer, Label, Sparkline, Static
 
 from app.format import daily_profit, money, totals
 from app.widgets.status_line import StatusLine
-from bettensor_core.rules import DAILY_BUDGET
+from bettensor_core.rules import DAILY_BUDGET, utc_day
 
 if TYPE_CHECKING:
     from app.miner import Changes, MinerApp
@@ -44,7 +44,7 @@ class DashboardScreen(Screen[None]):
             yield Label("Today's budget", classes="heading")
             yield Static("", id="budget")
             with Grid(id="numbers"):
-                for name in ("wagered", "pending", "wins", "losses", "roi", "rejected"):
+                for name in ("today", "wagered", "pending", "wins", "losses", "roi"):
                     yield Static("", id=name, classes="number")
             yield Label("Daily profit and loss, last 14 days", classes="heading")
             yield Sparkline([0.0], id="pnl")
@@ -78,13 +78,17 @@ class DashboardScreen(Screen[None]):
         )
         t = totals(records)
         roi = "-" if t.roi is None else f"{t.roi * 100:+.1f}%"
+        today = totals(
+            r for r in records if utc_day(r.created_at) == utc_day(self.miner.clock())
+        )
         numbers = {
-            "wagered": f"Wagered\n[b]{money(t.wagered)}[/b]",
+            "today": f"Today\n[b]{money(today.wagered)}[/b] on "
+            f"{today.pending + today.wins + today.losses}",
+            "wagered": f"All time\n[b]{money(t.wagered)}[/b]",
             "pending": f"Pending\n[b]{t.pending}[/b]",
             "wins": f"Wins\n[b]{t.wins}[/b]",
             "losses": f"Losses\n[b]{t.losses}[/b]",
-            "roi": f"ROI\n[b]{roi}[/b]",
-            "rejected": f"Rejected\n[b]{t.rejected}[/b]",
+            "roi": f"ROI\n[b]{roi}[/b]  ({t.rejected} rejected)",
         }
         for name, text in numbers.items():
             self.query_one(f"#{name}", Static).update(text)
