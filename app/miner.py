@@ -167,6 +167,19 @@ class MinerApp(App[None]):
         await self._follow(session)
 
     async def _follow(self, session: Session) -> None:
+        try:
+            await self._follow_events(session)
+        except Exception as exc:
+            # The screens would silently freeze; say so instead.
+            log.exception("following the client's events failed")
+            self.notify(
+                f"Live updates stopped: {exc}. Restart the app.",
+                title="Updates stopped",
+                severity="error",
+                timeout=60,
+            )
+
+    async def _follow_events(self, session: Session) -> None:
         # Each event only marks what changed; the flush timer does the work.
         async for event in session.client.subscribe():
             if isinstance(event, GamesChanged):
