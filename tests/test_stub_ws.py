@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
+import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
@@ -246,3 +247,32 @@ async def test_idle_websocket_is_closed(stub_config, miner_signer):
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), 5)
         assert "idle" in closed.value.rcvd.reason
+
+
+async def test_long_replay_comes_in_chunks(stub_config, miner_signer):
+    """A long replay comes as several events messages, in order, on both transports."""
+    stub_config.limits = replace(stub_config.limits, events_per_frame=4)
+    async with StubServer(stub_config) as stub:
+        start = stub.stats()["head"]
+        game = stub.games()[0]
+        for i in range(10):
+            await stub.push_odds(game.game_id, 1.5 + i / 100, 3.0, game.odds_tie)
+        head = stub.stats()["head"]
+        async with connect(stub.ws_url) as ws:
+            await ws.send(encode(Hello(resume_after=start), miner_signer))
+            assert decode(await ws.recv()).type == "welcome"
+            chunks = [decode(await ws.recv()).body for _ in range(3)]
+        assert [len(c.events) for c in chunks] == [4, 4, 2]
+        seqs = [e.seq for c in chunks for e in c.events]
+        assert seqs == list(range(start + 1, head + 1))
+        assert [c.head for c in chunks] == [start + 4, start + 8, head]
+
+        # Over HTTP each poll gets one chunk whose head says where to go on.
+        async with httpx.AsyncClient(base_url=stub.url) as client:
+            after, got = start, []
+            while after < head:
+                body = encode(ResumeRequest(after_seq=after), miner_signer)
+                answer = decode((await client.post("/v1/events", content=body)).content)
+                got += [e.seq for e in answer.body.events]
+                after = answer.body.head
+        assert got == seqs

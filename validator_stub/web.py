@@ -144,6 +144,11 @@ class Connection:
         if not self._closing:
             await self._queue.put(frame)
 
+    def send_first(self, frames: list[bytes]) -> None:
+        """Queue the frames that open a session, before any push can."""
+        for frame in frames:
+            self._queue.put_nowait(frame)
+
     def push(self, frame: bytes) -> None:
         """Queue a push without waiting; a miner too slow to take it is dropped."""
         if self._closing:
@@ -435,13 +440,14 @@ async def _session(hub: Hub, conn: Connection) -> None:
         idle_timeout=conn.idle_timeout,
         max_message_bytes=limits.max_message_bytes,
     )
-    # The resume answer and the push registration happen with no await between,
-    # so every event is either in the answer or pushed after it, never lost.
+    # Answer and registration for pushes happen with no await in between, so
+    # every event is either in the answer or pushed after it, never lost.
     answers = hub.resume_answer(miner, body.resume_after)
+    if len(answers) >= limits.send_queue_frames // 2:
+        # Too far behind to replay through the send queue: start over instead.
+        answers = [hub.validator.snapshot(miner)]
+    conn.send_first([hub.sign(welcome), *(hub.sign(a) for a in answers)])
     hub.register(conn, miner)
-    await conn.send(hub.sign(welcome))
-    for answer in answers:
-        await conn.send(hub.sign(answer))
 
     while True:
         data = await _receive(ws, conn.idle_timeout)
