@@ -129,7 +129,7 @@ def terminal_text(frames: list[bytes]) -> str:
 @pytest.mark.skipif(sync_playwright is None, reason="the playwright package is missing")
 @pytest.mark.skipif(not MINER.exists(), reason=f"console script missing: {MINER}")
 def test_phone_sized_browser_shows_games_offline(served: str, tmp_path: Path) -> None:
-    """At 390x844 the page shows demo games, and every request stays on loopback."""
+    """At 390x844 the page shows demo games, takes a prediction, stays on loopback."""
     requests: list[str] = []
     refused: list[str] = []
     websockets: list[str] = []
@@ -196,6 +196,19 @@ def test_phone_sized_browser_shows_games_offline(served: str, tmp_path: Path) ->
                 text = terminal_text(received)
                 shown = {team for team in teams if team in text}
             assert shown, f"no demo team reached the page; it showed:\n{text[-2000:]}"
+
+            # Typing in the page drives the app: predict 25 on the first game.
+            assert "accepted" not in text
+            page.locator(".xterm-screen").tap()
+            for key in ("Enter", "1", "2", "5"):
+                page.keyboard.press(key)
+                page.wait_for_timeout(150)
+            page.keyboard.press("Enter")
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and "accepted" not in text:
+                page.wait_for_timeout(250)
+                text = terminal_text(received)
+            assert "accepted" in text, f"no acceptance shown:\n{text[-2000:]}"
 
             body_class = page.evaluate("document.body.className")
             viewport = page.evaluate(
