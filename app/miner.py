@@ -151,12 +151,12 @@ class MinerApp(App[None]):
                 severity="error",
                 timeout=30,
             )
-            self._queue(Changes(session=True))
+            self._mark(Changes(session=True))
             return
         self.session = session
         session.client.set_power_state(self.power.state)
         self._seed_memory()
-        self._queue(Changes.everything())
+        self._mark(Changes.everything())
         if session.demo:
             self.notify(
                 "Local demo validator with demo games and a development hotkey. "
@@ -184,13 +184,13 @@ class MinerApp(App[None]):
         async for event in session.client.subscribe():
             if isinstance(event, GamesChanged):
                 if event.snapshot:
-                    self._queue(Changes(games=None))
+                    self._mark(Changes(games=None))
                 else:
-                    self._queue(Changes(games=set(event.game_ids)))
+                    self._mark(Changes(games=set(event.game_ids)))
             elif isinstance(event, PredictionChanged):
-                self._queue(Changes(predictions={event.prediction_id}))
+                self._mark(Changes(predictions={event.prediction_id}))
             elif isinstance(event, LinkChanged):
-                self._queue(Changes(links=True))
+                self._mark(Changes(links=True))
 
     async def action_quit(self) -> None:
         await self._close_session()
@@ -210,7 +210,7 @@ class MinerApp(App[None]):
 
     # --- batching ----------------------------------------------------------
 
-    def _queue(self, changes: Changes) -> None:
+    def _mark(self, changes: Changes) -> None:
         pending = self._pending
         if changes.games is None or pending.games is None:
             pending.games = None
@@ -221,7 +221,7 @@ class MinerApp(App[None]):
         pending.power |= changes.power
         pending.session |= changes.session
         if self._flush_timer is None:
-            self._flush_timer = self.set_timer(self.flush_interval, self._flush)
+            self._flush_timer = self.set_timer(self.flush_interval, self._apply_pending)
 
     @property
     def flush_interval(self) -> float:
@@ -229,7 +229,7 @@ class MinerApp(App[None]):
             return self._flush_override
         return self.power.profile.ui_flush_interval
 
-    def _flush(self) -> None:
+    def _apply_pending(self) -> None:
         self._flush_timer = None
         changes, self._pending = self._pending, Changes()
         if changes.empty:
@@ -245,7 +245,7 @@ class MinerApp(App[None]):
         """Apply pending changes at once (tests and the Games screen's first paint)."""
         if self._flush_timer is not None:
             self._flush_timer.stop()
-        self._flush()
+        self._apply_pending()
 
     # --- toasts ------------------------------------------------------------
 
@@ -406,7 +406,7 @@ class MinerApp(App[None]):
                 self._minute_passed()
             else:
                 self._minute_timer.pause()
-        self._queue(Changes(power=True))
+        self._mark(Changes(power=True))
 
     @property
     def cursor_blink_allowed(self) -> bool:

@@ -106,7 +106,7 @@ async def open_session(
 
 
 async def _start_demo_stub(data_dir: Path, demo: DemoOptions) -> Any:
-    from validator_stub.server import StubConfig, StubServer
+    from validator_stub import StubConfig, StubServer
 
     options: dict[str, Any] = {
         "host": "127.0.0.1",

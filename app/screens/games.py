@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Static
 
 from app.screens.predict import PredictDialog
-from app.widgets.game_table import GameTable
+from app.widgets.game_table import GameTable, SortKey
 from app.widgets.status_line import StatusLine
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ class GamesScreen(Screen[None]):
         self.sport: str | None = None
         self.league: str | None = None
         self.status: str | None = "scheduled"
-        self.sort = "kickoff"
+        self.sort: SortKey = "kickoff"
         self._shown_once = False
 
     @property

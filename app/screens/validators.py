@@ -77,10 +77,11 @@ class ValidatorsScreen(Screen[None]):
     def refresh_all(self) -> None:
         table = self.query_one("#links", DataTable)
         width = self.app.size.width
+        columns: tuple[str, ...] = WIDE_COLUMNS
         if width < 60:
             columns = NARROW_COLUMNS
-        else:
-            columns = MEDIUM_COLUMNS if width < 110 else WIDE_COLUMNS
+        elif width < 110:
+            columns = MEDIUM_COLUMNS
         set_columns(table, columns)
         table.clear()
         session = self.miner.session
