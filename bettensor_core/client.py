@@ -327,8 +327,18 @@ class MinerClient:
         return found
 
     def _emit(self, event: ClientEvent) -> None:
-        if isinstance(event, GamesChanged):
+        if isinstance(event, GamesChanged) and event.snapshot:
             self._games = self._store.games()
+        elif isinstance(event, GamesChanged):
+            # Copy on write: a mapping handed out earlier stays as it was.
+            games = dict(self._games)
+            for game_id in event.game_ids:
+                game = self._store.game(game_id)
+                if game is None:
+                    games.pop(game_id, None)
+                else:
+                    games[game_id] = game
+            self._games = games
         elif isinstance(event, PredictionChanged):
             for waiter in self._waiters.get(event.prediction_id, ()):
                 waiter.set()

@@ -127,6 +127,15 @@ class Store:
                     merged[game_id] = (updated_at, game)
         return {game_id: game for game_id, (_, game) in merged.items()}
 
+    def game(self, game_id: str) -> Game | None:
+        """One game, as the validator that updated it last sees it."""
+        best: tuple[float, Game] | None = None
+        for games in self._games.values():
+            entry = games.get(game_id)
+            if entry is not None and (best is None or best[0] < entry[0]):
+                best = entry
+        return None if best is None else best[1]
+
     def games_of(self, validator: str) -> dict[str, Game]:
         return {gid: game for gid, (_, game) in self._games.get(validator, {}).items()}
 
