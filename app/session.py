@@ -106,7 +106,8 @@ async def open_session(
 
 
 async def _start_demo_stub(data_dir: Path, demo: DemoOptions) -> Any:
-    from validator_stub import StubConfig, StubServer
+    from validator_stub.config import StubConfig
+    from validator_stub.server import StubServer
 
     options: dict[str, Any] = {
         "host": "127.0.0.1",

@@ -28,7 +28,8 @@ from bettensor_core.config import ValidatorConfig
 from bettensor_core.link import LinkOptions
 from bettensor_core.power import PowerPolicy, PowerProfile, PowerState
 from bettensor_core.protocol import Game
-from validator_stub import StubConfig, StubServer
+from validator_stub.config import StubConfig
+from validator_stub.server import StubServer
 
 FAST_LINKS = LinkOptions(
     websocket_timeout=1.0,

@@ -28,7 +28,8 @@ from bettensor_core.codec import Signer
 from bettensor_core.config import ValidatorConfig
 from bettensor_core.link import LinkOptions
 from bettensor_core.protocol import Game
-from validator_stub import StubConfig, StubServer
+from validator_stub.config import StubConfig
+from validator_stub.server import StubServer
 
 NOW = 1_893_456_000.0  # 2030-01-01 00:00 UTC, in the future for the stub too
 
