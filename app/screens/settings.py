@@ -52,13 +52,15 @@ POWER_FIELDS = [
 
 
 class SettingsScreen(Screen[None]):
-    """A form over the config file; ctrl+s saves it."""
+    """A form over the config file; ctrl+s saves it, ctrl+r reverts it."""
 
     CSS_PATH = "settings.tcss"
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", id="settings.save"),
-        Binding("escape", "revert", "Revert", id="settings.revert"),
+        Binding("ctrl+r", "revert", "Revert", id="settings.revert"),
+        Binding("escape", "leave_field", "Done", id="settings.leave"),
     ]
+    AUTO_FOCUS = None
 
     @property
     def miner(self) -> MinerApp:
@@ -111,6 +113,10 @@ class SettingsScreen(Screen[None]):
         if session is not None and isinstance(session.config, MinerConfig):
             return session.config
         return MinerConfig()
+
+    def action_leave_field(self) -> None:
+        """Leave the field being edited, so the screen keys work again."""
+        self.set_focus(None)
 
     def action_revert(self) -> None:
         config = self._config()
