@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,7 +81,17 @@ class Changes:
 
 
 class MinerApp(App[None]):
-    """The miner's terminal app: games, predict, predictions, dashboard, links."""
+    """The miner's terminal app: games, predict, predictions, dashboard, links.
+
+    Args:
+        opener: starts and returns the `Session` (client, demo validator); it
+            runs in the app's event loop once the app is mounted.
+        power: the power policy the app feeds with input and focus; the
+            client should be given the same one.
+        cursor_blink: whether text cursors may blink at all (tests say no);
+            they never blink while idle or in the background.
+        clock: wall-clock time for countdowns (tests freeze it).
+    """
 
     CSS_PATH = "miner.tcss"
     TITLE = "Bettensor Miner"
@@ -110,8 +120,7 @@ class MinerApp(App[None]):
         *,
         power: PowerPolicy | None = None,
         cursor_blink: bool = True,
-        flush_interval: float | None = None,
-        clock: Any = time.time,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
         self._opener = opener
@@ -120,7 +129,6 @@ class MinerApp(App[None]):
         self.startup_error: str | None = None
         self.clock = clock
         self._cursor_blink = cursor_blink
-        self._flush_override = flush_interval
         self._pending = Changes()
         self._flush_timer: Timer | None = None
         self._idle_timer: Timer | None = None
@@ -225,8 +233,7 @@ class MinerApp(App[None]):
 
     @property
     def flush_interval(self) -> float:
-        if self._flush_override is not None:
-            return self._flush_override
+        """How long pushed changes wait, batched, before they reach the screen."""
         return self.power.profile.ui_flush_interval
 
     def _apply_pending(self) -> None:
@@ -242,7 +249,7 @@ class MinerApp(App[None]):
                 apply(changes)
 
     def flush_now(self) -> None:
-        """Apply pending changes at once (tests and the Games screen's first paint)."""
+        """Apply pending changes at once instead of at the next flush (tests)."""
         if self._flush_timer is not None:
             self._flush_timer.stop()
         self._apply_pending()
