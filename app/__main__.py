@@ -26,6 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
             "Terminal app for Bettensor miners. With no validator configured it "
             "starts a local demo validator with demo games."
         ),
+        epilog=(
+            "'bettensor-miner serve --help' serves the app to a browser. "
+            "Screens, keys and errors: docs/app.md."
+        ),
     )
     parser.add_argument(
         "--validator",
@@ -33,8 +37,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL[#SS58]",
         help="a validator to connect to (repeatable); #SS58 pins its hotkey",
     )
-    parser.add_argument("--wallet.path", dest="wallet_path", metavar="PATH")
-    parser.add_argument("--wallet.name", dest="wallet_name", metavar="NAME")
+    parser.add_argument(
+        "--wallet.path",
+        dest="wallet_path",
+        metavar="PATH",
+        help="the wallets folder (default ~/.bittensor/wallets)",
+    )
+    parser.add_argument(
+        "--wallet.name", dest="wallet_name", metavar="NAME", help="the wallet's name"
+    )
     parser.add_argument(
         "--wallet.hotkey",
         dest="wallet_hotkey",
