@@ -159,7 +159,11 @@ class Store:
             with contextlib.suppress(RuntimeError):
                 self._last_commit = asyncio.get_running_loop().time()
         if self.on_commit is not None:
-            self.on_commit()
+            try:
+                self.on_commit()
+            except Exception:
+                # The data is committed; a failed push must not fail the answers.
+                log.exception("after-commit hook failed")
 
     async def durable(self) -> None:
         """Return once every write made so far is committed."""

@@ -382,7 +382,8 @@ async def websocket_endpoint(ws: WebSocket) -> None:
 async def _receive(ws: WebSocket, timeout: float) -> bytes | None:
     """The next frame's bytes, or None when the peer went silent for ``timeout``."""
     try:
-        message = await asyncio.wait_for(ws.receive(), timeout)
+        async with asyncio.timeout(timeout):
+            message = await ws.receive()
     except TimeoutError:
         return None
     if message["type"] == "websocket.disconnect":
