@@ -6,11 +6,13 @@ import asyncio
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from bittensor_wallet import Wallet
 from websockets.exceptions import ConnectionClosed
 
-from bettensor_core.protocol import Event, Game
+from bettensor_core.codec import decode, encode
+from bettensor_core.protocol import Event
 from validator_stub import StubConfig, StubServer
 from validator_stub.__main__ import make_config, parse_args
 from validator_stub.season import load_leagues
@@ -65,25 +67,46 @@ async def test_frozen_season_pushes_nothing(stub: StubServer, ws_miner, miner_si
     assert stub.stats()["head"] == head
 
 
-async def test_fast_season_plays_out(tmp_path: Path, ws_miner, miner_signer):
+async def test_fast_season_plays_out(tmp_path: Path, miner_signer, prediction_for):
     """At high speed games drift, kick off, end, settle and get replaced."""
     config = StubConfig(
         port=0, db=tmp_path / "fast.sqlite", seed=3, games=3, speed=30000
     )
-    async with StubServer(config) as stub:
-        kinds: set[str] = set()
-        finals: list[Game] = []
+    async with StubServer(config) as stub, httpx.AsyncClient() as client:
+        # A prediction on the last game, which kicks off well after this; its
+        # odds drift every few milliseconds here, so try until they hold still.
+        for _ in range(50):
+            game = stub.games()[-1]
+            p = prediction_for(game, wager=10, outcome=0)
+            sent = await client.post(
+                stub.url + "/v1/predictions", content=encode(p, miner_signer)
+            )
+            if decode(sent.content).body.accepted:
+                break
+        assert decode(sent.content).body.accepted
+
+        events: list[Event] = []
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not (
-            {"odds_changed", "kickoff", "result"} <= kinds and stub.stats()["games"] > 3
-        ):
-            await asyncio.sleep(0.1)
-            kinds = {e.event.kind for e in stub.validator.log._entries}
-            finals = [g for g in stub.games() if g.status == "final"]
+        while time.monotonic() < deadline:
+            events = stub.validator.events_after(0, miner_signer.ss58) or []
+            if any(e.settlement for e in events) and _added(events) > 4:
+                break
+            await asyncio.sleep(0.05)
+        kinds = {e.kind for e in events}
         assert {"game_added", "odds_changed", "kickoff", "result"} <= kinds
-        assert finals and all(g.outcome in (0, 1, 2) for g in finals)
-        open_games = [g for g in stub.games() if g.status != "final"]
-        assert len(open_games) >= 3
+        assert _added(events) > 4  # finished games were replaced
+        results = [e.game for e in events if e.kind == "result" and e.game]
+        assert results and all(g.outcome in (0, 1, 2) for g in results)
+        settlement = next(e.settlement for e in events if e.settlement)
+        assert settlement.prediction_id == p.prediction_id
+        assert settlement.payout == (
+            pytest.approx(10 * game.odds_a) if settlement.won else 0
+        )
+        assert len([g for g in stub.games() if g.status != "final"]) >= 3
+
+
+def _added(events: list[Event]) -> int:
+    return sum(e.kind == "game_added" for e in events)
 
 
 def test_event_log_bounds():
