@@ -279,3 +279,31 @@ async def test_hello_timeout_closes(stub_config):
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), 5)
         assert "hello" in closed.value.rcvd.reason
+
+
+async def test_fuzzed_input_never_breaks_the_stub(
+    stub: StubServer, http: httpx.AsyncClient, ws_miner, miner_signer, prediction_for
+):
+    """Hundreds of random and mutated messages each get an error; nothing is stored."""
+    import random
+
+    rng = random.Random(1234)
+    good = encode(prediction_for(stub.games()[0]), miner_signer)
+    samples: list[bytes] = []
+    for _ in range(150):
+        data = bytearray(good)
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        samples.append(bytes(data))
+    samples += [rng.randbytes(rng.randint(0, 300)) for _ in range(50)]
+    samples += [b"null", b"[]", b'""', b"0", b'{"v":1}', b"{}" * 1000]
+
+    miner = await ws_miner(miner_signer)
+    for data in samples:
+        response = await http.post("/v1/predictions", content=data)
+        assert response.status_code in (400, 401, 409), data
+        assert decode(response.content).body.code
+        await miner.send_raw(data)
+        assert (await miner.recv_type("error")).type == "error"
+    assert stub.stats()["accepted"] == 0 and stub.stats()["rejected"] == 0
+    assert (await miner.ask(Heartbeat(n=9), "heartbeat")).body.ack
