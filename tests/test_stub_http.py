@@ -185,6 +185,7 @@ async def test_openapi_lists_every_endpoint(http: httpx.AsyncClient):
         "/v1/events",
         "/v1/heartbeat",
         "/v1/games",
+        "/ws",
         "/ws/health",
         "/openapi.json",
         "/control/websocket",

@@ -140,6 +140,19 @@ def build_openapi(server_url: str | None = None) -> dict[str, Any]:
             },
         }
     }
+    paths["/ws"] = {
+        "get": {
+            "summary": "WebSocket upgrade: hello, welcome, then the same envelopes "
+            "both ways (docs/protocol.md).",
+            "responses": {
+                "101": {"description": "switching protocols"},
+                "403": {
+                    "description": "WebSocket refused on this validator; use HTTP",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                },
+            },
+        }
+    }
     paths["/openapi.json"] = {
         "get": {
             "summary": "This document.",
