@@ -226,7 +226,7 @@ class Link:
         while True:
             opened = await self._connect()
             if opened is not None:
-                transport, first = opened
+                transport = opened
                 self._backoff.connected(time.monotonic())
                 if connected_before:
                     self._set_status(reconnects=self._status.reconnects + 1)
@@ -239,15 +239,17 @@ class Link:
                     f" (fallback: {fallback})" if transport.kind == HTTP else "",
                 )
                 connected_before = True
-                await self._serve(transport, first)
+                await self._serve(transport)
 
             delay = self._backoff.failed(time.monotonic(), self._rng)
             log.debug("retrying %s in %.2f s", self.name, delay)
             await asyncio.sleep(delay)
 
-    async def _connect(self) -> tuple[Transport, Signed] | None:
+    async def _connect(self) -> Transport | None:
         """Try the transports in the policy's order; None when all failed."""
-        self._set_status(state=LinkState.CONNECTING, rtt_ms=None)
+        # Once offline, retries do not flip the badge back to connecting.
+        if self._status.state != LinkState.OFFLINE:
+            self._set_status(state=LinkState.CONNECTING, rtt_ms=None)
         # Say it once per outage; repeated failures go to the debug log.
         level = logging.DEBUG if self._outage_told else logging.INFO
         self._outage_told = True
@@ -304,7 +306,7 @@ class Link:
                 fallback_reason=self._policy.fallback_reason,
                 last_error=None,
             )
-            return transport, first
+            return transport
         return None
 
     def _new_transport(self, kind: str) -> Transport:
@@ -323,7 +325,7 @@ class Link:
 
     # One session, possibly moving from HTTP to WebSocket on the way.
 
-    async def _serve(self, transport: Transport, first: Signed) -> None:
+    async def _serve(self, transport: Transport) -> None:
         """Run a session until its connection fails; switch on a probe's success."""
         graceful = True
         try:

@@ -242,8 +242,9 @@ async def test_pushes_made_while_away_are_applied_in_order_on_return(
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize("transport", ["websocket", "http"])
 async def test_a_stall_is_detected_within_two_heartbeats_and_recovered(
-    tmp_path: Path,
+    tmp_path: Path, transport: str
 ) -> None:
     """A half-open link (bytes stop, nothing closes) ends within two heartbeat
     intervals, and the link recovers and delivers once bytes flow again."""
@@ -256,16 +257,19 @@ async def test_a_stall_is_detected_within_two_heartbeats_and_recovered(
     client = client_for(
         proxy.url, stub.ss58, tmp_path / "m.sqlite3", "//stall", heartbeat=interval
     )
+    stub.set_websocket_enabled(transport == "websocket")
+    on = LinkState(transport)
     try:
         await client.start()
-        await until(lambda: client.links()[0].state == LinkState.WEBSOCKET, 10)
-        await until(lambda: client.links()[0].rtt_ms is not None, 10)
-        # Start right after a heartbeat answer, the worst case for detection.
-        await asyncio.sleep(0.05)
+        await until(lambda: client.links()[0].state == on, 10)
+        # Start right after a heartbeat answer (a new round trip time), the
+        # worst case for detection.
+        at_connect = client.links()[0].rtt_ms
+        await until(lambda: client.links()[0].rtt_ms != at_connect, 10)
 
         proxy.stall(True)
         stalled_at = time.monotonic()
-        await until(lambda: client.links()[0].state != LinkState.WEBSOCKET, 5)
+        await until(lambda: client.links()[0].state != on, 5)
         detected = time.monotonic() - stalled_at
         assert detected <= 2 * interval + 0.1
 
