@@ -3,7 +3,9 @@
 ``--smoke`` runs every scenario with tiny sizes into a temporary directory
 (nothing under ``bench/results`` or ``docs`` changes) and asserts nothing
 about speed. ``--only latency,push`` runs some scenarios; ``--out DIR``
-writes the JSON, Markdown and charts under DIR instead.
+writes the JSON, Markdown and charts under DIR instead; ``--report`` only
+regenerates the Markdown and charts from the published JSON (after editing
+``bench/analysis.md``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -38,7 +41,8 @@ async def run(names: list[str], smoke: bool, workdir: Path) -> dict[str, Any]:
     }
     for name in names:
         started = time.monotonic()
-        log.info("scenario %s: starting", name)
+        load_before = os.getloadavg()[0]
+        log.info("scenario %s: starting (load %.2f)", name, load_before)
         try:
             result = await SCENARIOS[name](ctx)
         except Exception as exc:
@@ -49,6 +53,7 @@ async def run(names: list[str], smoke: bool, workdir: Path) -> dict[str, Any]:
                 "trace": traceback.format_exc(),
             }
         result["seconds"] = time.monotonic() - started
+        result["load"] = [load_before, os.getloadavg()[0]]
         results["scenarios"][name] = result
         log.info("scenario %s: done in %.1f s", name, result["seconds"])
     results["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
@@ -60,7 +65,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, temp dir")
     parser.add_argument("--only", default="", help="comma-separated scenario names")
     parser.add_argument("--out", default=None, help="write results and docs here")
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="only regenerate docs/benchmarks.md from bench/results/latest.json",
+    )
     args = parser.parse_args(argv)
+    if args.report:
+        published = ROOT / "bench" / "results" / "latest.json"
+        doc_path = ROOT / "docs" / "benchmarks.md"
+        report.write(
+            json.loads(published.read_text()), doc_path, doc_path.parent / "bench"
+        )
+        print(f"doc: {doc_path}")
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     # The bytes scenario runs our clients in this process; keep their chatter out.
     for noisy in ("httpx", "bettensor_core", "websockets"):

@@ -124,10 +124,11 @@ async def key_to_repaint(
     ctx: Any, server: Any, games: list[Any], presses: int, odds_per_s: float
 ) -> dict[str, Any]:
     """Time ``p`` (predictions) and ``g`` (games) screen switches under odds load."""
-    await tmux_session(server.url, str(ctx.workdir / "app-keys"))
+    spawned = await tmux_session(server.url, str(ctx.workdir / "app-keys"))
     if await _wait_for_text(_team_texts(games), 90) is None:
         _tmux("kill-session", "-t", PANE)
         raise RuntimeError("the app never showed games")
+    startup_s = time.perf_counter() - spawned
     await asyncio.sleep(1.0)
     stop = asyncio.Event()
     driver = asyncio.create_task(_odds_driver(server.url, games, odds_per_s, stop))
@@ -156,6 +157,7 @@ async def key_to_repaint(
         "p50_ms": median(samples) * 1000 if samples else None,
         "max_ms": samples[-1] * 1000 if samples else None,
         "odds_per_s": sent / (elapsed + 2.0),
+        "startup_s": startup_s,
     }
 
 

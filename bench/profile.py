@@ -13,6 +13,8 @@ idle time left out) and writes a summary to
 - ``stub-throughput-ws``: the stub under 50 WebSocket miners sending single
   predictions in a closed loop.
 - ``stub-push-1000``: the stub pushing odds changes to 1,000 WebSocket miners.
+- ``stub-memory-2000``: tracemalloc's top allocation sites in the stub holding
+  2,000 idle WebSocket miners.
 """
 
 from __future__ import annotations
@@ -217,11 +219,58 @@ async def _push(ctx: Context) -> str:
             return summarize(raw, "stub: odds pushes to 1,000 WebSocket miners")
 
 
+async def _memory(ctx: Context) -> str:
+    """Where the stub's memory per idle miner goes (tracemalloc, 2,000 miners)."""
+    import os
+    import signal
+
+    with tempfile.TemporaryDirectory() as tmp:
+        dump = Path(tmp) / "memory.txt"
+        os.environ["BENCH_TRACEMALLOC"] = str(dump)
+        try:
+            async with stub(ctx, "profile-memory") as server:
+                before = server.sample()
+                workers = [
+                    await Worker(
+                        "bench.load_clients:hold_idle",
+                        {
+                            "url": server.url,
+                            "mode": "ws",
+                            "scenario": "profile-memory",
+                            "indices": part,
+                            "max_seconds": 120,
+                        },
+                        200,
+                    ).start()
+                    for part in _split(2000, 2)
+                ]
+                for w in workers:
+                    await w.event("ready", timeout=180)
+                await asyncio.sleep(2)
+                after = server.sample()
+                os.kill(server.pid, signal.SIGUSR1)
+                await asyncio.sleep(3)
+                for w in workers:
+                    await w.stop()
+                for w in workers:
+                    await w.result()
+        finally:
+            os.environ.pop("BENCH_TRACEMALLOC", None)
+        grown = (after.rss_kib - before.rss_kib) / 2000
+        head = (
+            "# stub: Python allocations with 2,000 idle WebSocket miners "
+            "(tracemalloc, top sites by size, 4 frames each)\n"
+            f"RSS grew {grown:.1f} KiB per miner (with tracemalloc's own overhead)\n\n"
+        )
+        return head + dump.read_text()
+
+
 PROFILES = {
     "client-ws-latency": lambda ctx: _latency(ctx, "client"),
     "stub-ws-latency": lambda ctx: _latency(ctx, "stub"),
     "stub-throughput-ws": _throughput,
     "stub-push-1000": _push,
+    "stub-memory-2000": _memory,
 }
 
 

@@ -42,6 +42,8 @@ COLUMN_TITLES = {
     "stub_fds": "stub fds",
     "connections_per_s": "connections/s",
     "mb_per_hour": "MB/hour",
+    "mb_per_hour_per_miner": "MB/hour per miner",
+    "load_before": "load avg before",
     "predictions": "predictions",
     "pushes_received": "push frames",
 }
@@ -113,7 +115,16 @@ def _scenario_section(key: str, result: dict[str, Any], charts: dict[str, str]) 
         parts.append(note)
     if key in charts:
         parts.append(f"![{result.get('title', key)}]({charts[key]})")
-    parts.append(f"_Scenario time: {result.get('seconds', 0):.0f} s._")
+    load = result.get("load")
+    parts.append(
+        f"_Scenario time: {result.get('seconds', 0):.0f} s"
+        + (
+            f"; 1-minute load average {load[0]:.2f} before, {load[1]:.2f} after "
+            "(2 cores; above ~1 before means other work shared the machine)._"
+            if load
+            else "._"
+        )
+    )
     return "\n\n".join(parts)
 
 
@@ -126,7 +137,13 @@ def _charts(results: dict[str, Any], chart_dir: Path, doc_dir: Path) -> dict[str
 
     chart_dir.mkdir(parents=True, exist_ok=True)
     made: dict[str, str] = {}
-    colors = {"ours": "#2b6cb0", "floor": "#718096", "peer": "#dd6b20"}
+    colors = {
+        "ours": "#2b6cb0",
+        "floor": "#718096",
+        "peer": "#dd6b20",
+        "what-if": "#9f7aea",
+        "baseline": "#c53030",
+    }
     metric = {
         "latency": ("p50_ms", "p50 round trip, ms (log scale)", True),
         "throughput": ("per_s", "confirmed predictions per second", False),
@@ -195,7 +212,9 @@ def render(results: dict[str, Any], charts: dict[str, str]) -> str:
         "Kinds: **ours** is this project (the validator stub, our transports, "
         "`MinerClient`); **floor** is the same job done by the bare libraries we "
         "build on, the least any design on this stack pays; **peer** is "
-        "python-socketio, a popular alternative. Bench-only dependencies: "
+        "python-socketio, a popular alternative; **what-if** is the stub with one "
+        "setting changed, to show what that setting costs; **baseline** is the "
+        "study's naive poller. Bench-only dependencies: "
         "`python-socketio` (the peer), `matplotlib` (charts), `py-spy` (profiles).",
         "## Targets",
         _targets_table(targets) if targets else "No targets evaluated in this run.",

@@ -103,10 +103,7 @@ STUB_LIMITS = (
     "stub limits lifted for load from few hotkeys: rate limit 1,000,000 messages/s "
     "per miner, 20,000 connections"
 )
-NODELAY = (
-    "stub run with TCP_NODELAY set on its listening socket (see the latency "
-    "scenario: as committed, Nagle's algorithm adds ~40 ms)"
-)
+NODELAY = "The stub runs as committed (see the latency scenario for its settings)"
 
 
 class Context:
@@ -115,6 +112,7 @@ class Context:
     def __init__(self, sizes: Sizes, workdir: Path):
         self.sizes = sizes
         self.workdir = workdir
+        self.stub_info: dict[str, Any] = {}
         self._n = 0
 
     def path(self, name: str) -> str:
@@ -124,12 +122,21 @@ class Context:
 
 @contextlib.asynccontextmanager
 async def stub(
-    ctx: Context, name: str, *, nodelay: bool = True, games: int = 60
+    ctx: Context,
+    name: str,
+    *,
+    nodelay: bool | None = None,
+    commit_gap: float | None = None,
+    games: int = 60,
 ) -> AsyncIterator[ChildServer]:
+    """The stub as committed, unless ``nodelay`` or ``commit_gap`` override it."""
     args = ["--db", ctx.path(name), "--games", str(games)]
-    if nodelay:
-        args.append("--nodelay")
+    if nodelay is not None:
+        args += ["--nodelay", "on" if nodelay else "off"]
+    if commit_gap is not None:
+        args += ["--commit-gap", str(commit_gap)]
     async with serve("stub", *args) as server:
+        ctx.stub_info = server.info
         yield server
 
 
@@ -207,137 +214,178 @@ async def latency(ctx: Context) -> dict[str, Any]:
         rows[rows.index({"variant": variant})] = row
 
     async def add(variant: str, row_kind: str, target_fn: str, **args: Any) -> None:
-        # A smoke run measures the variants of one server at once (it only
-        # proves they work); a real run measures them one after another.
+        # A smoke run measures every variant at once (it only proves they
+        # work); a real run measures them one after another.
         rows.append({"variant": variant})
-        pending.append(measure(variant, row_kind, target_fn, **args))
+        task = asyncio.create_task(measure(variant, row_kind, target_fn, **args))
+        pending.append(task)
         if not s.smoke:
-            await pending.pop()
+            await task
 
     async def flush() -> None:
+        # Tasks may be awaited again by another server's block: harmless.
         await asyncio.gather(*pending)
-        pending.clear()
 
     lat = "bench.latency_clients:"
-    async with serve("ws-echo", "--no-compression") as server:
-        await add("bare websockets echo", "floor", lat + "ws_echo", url=server.ws_url)
-        await flush()
-    async with serve("asgi-echo") as server:
-        await add(
-            "uvicorn+Starlette WebSocket echo",
-            "floor",
-            lat + "ws_echo",
-            url=server.ws_url + "/ws",
-        )
-        await add(
-            "uvicorn+Starlette WebSocket echo, sr25519 sign+verify both ways",
-            "floor",
-            lat + "ws_echo",
-            url=server.ws_url + "/ws-signed",
-            signed=True,
-        )
-        for client in ("aiohttp", "httpx-aiohttp", "httpx"):
+
+    async def server_1() -> None:
+        async with serve("ws-echo", "--no-compression") as server:
             await add(
-                f"uvicorn+Starlette HTTP keep-alive echo, {client} client",
+                "bare websockets echo", "floor", lat + "ws_echo", url=server.ws_url
+            )
+            await flush()
+
+    async def server_2() -> None:
+        async with serve("asgi-echo") as server:
+            await add(
+                "uvicorn+Starlette WebSocket echo",
+                "floor",
+                lat + "ws_echo",
+                url=server.ws_url + "/ws",
+            )
+            await add(
+                "uvicorn+Starlette WebSocket echo, sr25519 sign+verify both ways",
+                "floor",
+                lat + "ws_echo",
+                url=server.ws_url + "/ws-signed",
+                signed=True,
+            )
+            for client in ("aiohttp", "httpx-aiohttp", "httpx"):
+                await add(
+                    f"uvicorn+Starlette HTTP keep-alive echo, {client} client",
+                    "floor",
+                    lat + "http_echo",
+                    url=server.url + "/echo",
+                    client=client,
+                )
+            await add(
+                "uvicorn+Starlette HTTP echo, aiohttp, sign+verify both ways",
                 "floor",
                 lat + "http_echo",
-                url=server.url + "/echo",
-                client=client,
+                url=server.url + "/echo-signed",
+                client="aiohttp",
+                signed=True,
             )
-        await add(
-            "uvicorn+Starlette HTTP keep-alive echo, aiohttp, sign+verify both ways",
-            "floor",
-            lat + "http_echo",
-            url=server.url + "/echo-signed",
-            client="aiohttp",
-            signed=True,
-        )
-        await flush()
-    async with serve("socketio") as server:
-        for transport in ("websocket", "polling"):
-            await add(
-                f"python-socketio call (emit with ack), {transport} transport",
-                "peer",
-                lat + "socketio_call",
-                url=server.url,
-                transport=transport,
-            )
+            await flush()
 
-        await flush()
-    async with stub(ctx, "latency-as-committed", nodelay=False) as server:
-        await add(
-            "stub as committed: raw WebSocket client",
-            "ours",
-            lat + "stub_ws",
-            url=server.url,
-            n=min(n, 300),
-        )
-        await add(
-            "stub as committed: raw HTTP keep-alive, aiohttp",
-            "ours",
-            lat + "stub_http",
-            url=server.url,
-            n=min(n, 300),
-        )
-        await add(
-            "stub as committed: MinerClient over WebSocket",
-            "ours",
-            "bench.client_clients:client_latency",
-            url=server.url,
-            n=min(n, 300),
-            store=ctx.path("client-ws-as-committed"),
-            expect="websocket",
-        )
+    async def server_3() -> None:
+        async with serve("socketio") as server:
+            for transport in ("websocket", "polling"):
+                await add(
+                    f"python-socketio call (emit with ack), {transport} transport",
+                    "peer",
+                    lat + "socketio_call",
+                    url=server.url,
+                    transport=transport,
+                )
 
-        await flush()
-    async with stub(ctx, "latency") as server:
-        await add("raw WebSocket client", "ours", lat + "stub_ws", url=server.url)
-        for client in ("aiohttp", "httpx-aiohttp", "httpx"):
+            await flush()
+
+    async def server_4() -> None:
+        async with stub(ctx, "latency") as server:
+            await add("raw WebSocket client", "ours", lat + "stub_ws", url=server.url)
+            for client in ("aiohttp", "httpx-aiohttp", "httpx"):
+                await add(
+                    f"raw HTTP keep-alive, {client}",
+                    "ours",
+                    lat + "stub_http",
+                    url=server.url,
+                    client=client,
+                )
             await add(
-                f"raw HTTP keep-alive, {client}",
+                "cold HTTP: new httpx client per prediction (the study's setup)",
                 "ours",
                 lat + "stub_http",
                 url=server.url,
-                client=client,
+                client="httpx",
+                cold=True,
+                n=s.cold_n,
+                warmup=min(warm, 10),
             )
-        await add(
-            "cold HTTP: new httpx client per prediction (the study's setup)",
-            "ours",
-            lat + "stub_http",
-            url=server.url,
-            client="httpx",
-            cold=True,
-            n=s.cold_n,
-            warmup=min(warm, 10),
-        )
-        for kind in ("websocket", "http-aiohttp", "http-httpx"):
+            for kind in ("websocket", "http-aiohttp", "http-httpx"):
+                await add(
+                    f"our {kind} transport (one request)",
+                    "ours",
+                    "bench.client_clients:transport_latency",
+                    url=server.url,
+                    kind=kind,
+                )
             await add(
-                f"our {kind} transport (one request)",
+                "MinerClient over WebSocket (submit to confirmation)",
                 "ours",
-                "bench.client_clients:transport_latency",
+                "bench.client_clients:client_latency",
                 url=server.url,
-                kind=kind,
+                store=ctx.path("client-ws"),
+                expect="websocket",
             )
-        await add(
-            "MinerClient over WebSocket (submit to confirmation)",
-            "ours",
-            "bench.client_clients:client_latency",
-            url=server.url,
-            store=ctx.path("client-ws"),
-            expect="websocket",
-        )
-        await flush()
-    async with stub(ctx, "latency-http") as server:
-        await control(server.url, "/control/websocket", {"enabled": False})
-        await add(
-            "MinerClient over its HTTP fallback (submit to confirmation)",
-            "ours",
-            "bench.client_clients:client_latency",
-            url=server.url,
-            store=ctx.path("client-http"),
-            expect="http",
-        )
-        await flush()
+            await flush()
+
+    async def server_5() -> None:
+        async with stub(ctx, "latency-http") as server:
+            await control(server.url, "/control/websocket", {"enabled": False})
+            await add(
+                "MinerClient over its HTTP fallback (submit to confirmation)",
+                "ours",
+                "bench.client_clients:client_latency",
+                url=server.url,
+                store=ctx.path("client-http"),
+                expect="http",
+            )
+            await flush()
+
+    # What two stub settings cost: its commit gap (writes gathered for up to
+    # COMMIT_GAP before one commit) and TCP_NODELAY (Nagle's algorithm).
+    few = min(n, 300)
+
+    async def server_6() -> None:
+        async with stub(ctx, "latency-gap0", commit_gap=0.0) as server:
+            await add(
+                "stub with commit gap 0: raw WebSocket client",
+                "what-if",
+                lat + "stub_ws",
+                url=server.url,
+            )
+            await add(
+                "stub with commit gap 0: raw HTTP keep-alive, aiohttp",
+                "what-if",
+                lat + "stub_http",
+                url=server.url,
+            )
+            await add(
+                "stub with commit gap 0: MinerClient over WebSocket",
+                "what-if",
+                "bench.client_clients:client_latency",
+                url=server.url,
+                store=ctx.path("client-ws-gap0"),
+                expect="websocket",
+            )
+            await flush()
+
+    async def server_7() -> None:
+        async with stub(ctx, "latency-nagle", nodelay=False) as server:
+            await add(
+                "stub with TCP_NODELAY off: raw WebSocket client",
+                "what-if",
+                lat + "stub_ws",
+                url=server.url,
+                n=few,
+            )
+            await add(
+                "stub with TCP_NODELAY off: raw HTTP keep-alive, aiohttp",
+                "what-if",
+                lat + "stub_http",
+                url=server.url,
+                n=few,
+            )
+            await flush()
+
+    servers = [server_1, server_2, server_3, server_4, server_5, server_6, server_7]
+    if s.smoke:
+        await asyncio.gather(*(run() for run in servers))
+    else:
+        for run in servers:
+            await run()
+    settings = ctx.stub_info
 
     by = {r["variant"]: r for r in rows}
     ws = by["MinerClient over WebSocket (submit to confirmation)"]
@@ -349,9 +397,14 @@ async def latency(ctx: Context) -> dict[str, Any]:
         "title": "Latency: submit to confirmation",
         "setup": (
             f"{n} sequential round trips per variant after {warm} warm-up ones "
-            "(cold HTTP: fewer), one client process, the server in another; "
+            f"(cold HTTP and TCP_NODELAY off: fewer), one client process, the "
+            "server in another; "
             "every payload is one signed prediction envelope (~470 bytes). "
-            f"{STUB_LIMITS}. Ratios are p50 against the bare websockets echo."
+            f"{STUB_LIMITS}. Ratios are p50 against the bare websockets echo. "
+            "The stub as committed sets TCP_NODELAY "
+            f"{'itself' if settings.get('nodelay_in_stub') else 'NOT (forced on here)'}"
+            f" and gathers writes for up to {settings.get('commit_gap_in_stub')} s "
+            "before a commit; 'what-if' rows change one of those settings."
         ),
         "rows": rows,
         "columns": ["p50_ms", "p95_ms", "p99_ms", "ratio_to_floor"],
@@ -1004,7 +1057,7 @@ async def steady(ctx: Context) -> dict[str, Any]:
                 s.steady_seconds + 180,
             ).start()
             await worker.event("ready", timeout=120)
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(0.2 if s.smoke else 1.0)
             before = server.sample()
             counted = proxy.counters()
             await worker.send("go")
@@ -1050,6 +1103,11 @@ async def steady(ctx: Context) -> dict[str, Any]:
                 "connections_per_s": (now["connections"] - counted["connections"])
                 / seconds,
                 "mb_per_hour": (now["total"] - counted["total"]) * 3600 / seconds / 1e6,
+                "mb_per_hour_per_miner": (now["total"] - counted["total"])
+                * 3600
+                / seconds
+                / 1e6
+                / s.steady_miners,
                 "predictions": result["submitted"],
                 "accepted": result["accepted"],
                 "rejected": result["rejected"],
@@ -1076,6 +1134,7 @@ async def steady(ctx: Context) -> dict[str, Any]:
             "stub_fds",
             "connections_per_s",
             "mb_per_hour",
+            "mb_per_hour_per_miner",
             "predictions",
             "pushes_received",
         ],
@@ -1096,9 +1155,10 @@ async def app(ctx: Context) -> dict[str, Any]:
     s = ctx.sizes
     async with stub(ctx, "app") as server:
         games = await games_of(server.url)
-        cold = await app_scenario.cold_start(ctx, server, games, 1 if s.smoke else 3)
+        # A smoke run takes its one cold start from the key-press run below.
+        cold = [] if s.smoke else await app_scenario.cold_start(ctx, server, games, 3)
         idle = await app_scenario.idle_in_pty(
-            ctx, server, games, settle=1.0 if s.smoke else 10.0, window=s.idle_seconds
+            ctx, server, games, settle=0.5 if s.smoke else 10.0, window=s.idle_seconds
         )
     many = 300 if s.smoke else 5000
     odds_rate = 20.0 if s.smoke else 100.0
@@ -1107,7 +1167,10 @@ async def app(ctx: Context) -> dict[str, Any]:
         keys = await app_scenario.key_to_repaint(
             ctx, server, games, 2 if s.smoke else 10, odds_rate
         )
-    table = await app_scenario.game_table_bench(s.smoke)
+    if s.smoke:
+        cold = [keys["startup_s"]]
+    # The table's own benchmark takes a minute; a smoke run leaves it out.
+    table = [] if s.smoke else await app_scenario.game_table_bench(s.smoke)
     rows = [
         {
             "variant": "cold start: spawn to first games on screen (median)",

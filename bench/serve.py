@@ -26,6 +26,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.common import HOST, raise_nofile
@@ -191,42 +192,72 @@ async def run_uvicorn(app: Any, **info: Any) -> None:
 # -- our stub --
 
 
-def _nodelay_bind() -> None:
-    """Make the stub's listening socket hand out TCP_NODELAY connections.
+_STUB_SOCKET: dict[str, Any] = {}
 
-    The stub binds its own socket as ``socket.socket(family, SOCK_STREAM)``,
-    whose ``proto`` is 0, so asyncio's transport skips ``TCP_NODELAY`` (it
-    sets it only when ``proto == IPPROTO_TCP``) and Nagle's algorithm holds
-    small answers back until the peer's delayed ACK, about 40 ms. Linux
-    copies TCP_NODELAY from a listening socket to the sockets it accepts, so
-    setting it here is the one-line fix; `bench.scenarios` measures the stub
-    with and without it.
+
+def _patch_bind(nodelay: bool | None) -> None:
+    """Record whether the stub's listening socket sets TCP_NODELAY; maybe force it.
+
+    Without TCP_NODELAY, Nagle's algorithm holds a small answer back until the
+    peer's delayed ACK (about 40 ms on Linux); Linux copies the option from a
+    listening socket to the sockets it accepts. ``nodelay`` True or False
+    forces it on or off so the latency scenario can show the difference;
+    None leaves the stub as committed.
     """
     import socket
 
     from validator_stub import server
 
     original = server._bind
-    if getattr(original, "_bench_nodelay", False):
-        return
 
     def bind(host: str, port: int) -> socket.socket:
         sock = original(host, port)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        option = (socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        _STUB_SOCKET["nodelay_in_stub"] = bool(sock.getsockopt(*option))
+        if nodelay is not None:
+            sock.setsockopt(*option, int(nodelay))
+        _STUB_SOCKET["nodelay"] = bool(sock.getsockopt(*option))
         return sock
 
-    bind._bench_nodelay = True  # type: ignore[attr-defined]
     server._bind = bind
 
 
+def _trace_memory(path: str) -> None:
+    """Trace allocations; on SIGUSR1 write the top allocation sites to ``path``."""
+    import tracemalloc
+
+    tracemalloc.start(4)
+
+    def dump() -> None:
+        snapshot = tracemalloc.take_snapshot()
+        lines = []
+        for stat in snapshot.statistics("traceback")[:30]:
+            lines.append(f"{stat.size / 1024:10.0f} KiB {stat.count:8d} blocks")
+            lines += [f"        {frame}" for frame in stat.traceback.format()]
+        Path(path).write_text("\n".join(lines) + "\n")
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump)
+
+
 async def run_stub(
-    db: str, games: int, max_connections: int, rate: float, nodelay: bool
+    db: str,
+    games: int,
+    max_connections: int,
+    rate: float,
+    nodelay: bool | None,
+    commit_gap: float | None,
 ) -> None:
+    from validator_stub import store
     from validator_stub.config import Limits, StubConfig
     from validator_stub.server import StubServer
 
-    if nodelay:
-        _nodelay_bind()
+    _patch_bind(nodelay)
+    if os.environ.get("BENCH_TRACEMALLOC"):
+        _trace_memory(os.environ["BENCH_TRACEMALLOC"])
+    info: dict[str, Any] = {"commit_gap_in_stub": getattr(store, "COMMIT_GAP", None)}
+    if commit_gap is not None:
+        store.COMMIT_GAP = commit_gap
+    info["commit_gap"] = getattr(store, "COMMIT_GAP", None)
 
     # Bench load comes from few hotkeys at high rates: lift the per-miner rate
     # limit and the connection cap, and say so in every scenario's setup.
@@ -234,7 +265,7 @@ async def run_stub(
     config = StubConfig(port=0, db=db, speed=0, games=games, limits=limits)
     stub = StubServer(config)
     await stub.start()
-    _ready(stub.port or 0, ss58=stub.ss58)
+    _ready(stub.port or 0, ss58=stub.ss58, **info, **_STUB_SOCKET)
     await _until_terminated()
     await stub.stop()
 
@@ -247,7 +278,10 @@ def main() -> None:
     parser.add_argument("--games", type=int, default=60)
     parser.add_argument("--max-connections", type=int, default=20_000)
     parser.add_argument("--rate", type=float, default=1_000_000.0)
-    parser.add_argument("--nodelay", action="store_true")
+    parser.add_argument(
+        "--nodelay", choices=["as-committed", "on", "off"], default="as-committed"
+    )
+    parser.add_argument("--commit-gap", type=float, default=None)
     args = parser.parse_args()
     raise_nofile()
 
@@ -258,8 +292,14 @@ def main() -> None:
     elif args.kind == "socketio":
         coro = run_uvicorn(_socketio_app())
     else:
+        nodelay = {"as-committed": None, "on": True, "off": False}[args.nodelay]
         coro = run_stub(
-            args.db, args.games, args.max_connections, args.rate, args.nodelay
+            args.db,
+            args.games,
+            args.max_connections,
+            args.rate,
+            nodelay,
+            args.commit_gap,
         )
     asyncio.run(coro)
 
