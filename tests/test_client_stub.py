@@ -289,20 +289,31 @@ async def test_the_first_hotkey_seen_is_remembered(
 async def test_power_state_changes_heartbeat_live(
     stub: StubServer, tmp_path: Path
 ) -> None:
-    """set_power_state switches the profile at once and the link keeps working."""
+    """The validator is told the heartbeat interval in the hello and again, at
+    once, when the power state changes; the policy's own changes are followed."""
     power = quick_power(heartbeat=0.3)
     client = make_client(stub.url, stub.ss58, tmp_path / "m.sqlite3", power=power)
+
+    def told() -> float | None:
+        assert stub.hub is not None
+        intervals = [c.heartbeat_interval for c in stub.hub.connections]
+        return intervals[0] if len(intervals) == 1 else None
+
     async with client:
-        await until(lambda: client.links()[0].rtt_ms is not None)
+        await until(lambda: client.links()[0].state == LinkState.WEBSOCKET)
+        await until(lambda: told() == 0.3)
+
         client.set_power_state(PowerState.IDLE)
         assert client.links()[0].power_state == "idle"
+        await until(lambda: told() == 0.6, timeout=0.25)
         await asyncio.sleep(0.8)
         assert client.links()[0].state == LinkState.WEBSOCKET
-        # The policy's own changes are followed too.
+
         power.on_focus(False)
         assert client.links()[0].power_state == "background"
         power.on_input()
         assert client.links()[0].power_state == "active"
+        await until(lambda: told() == 0.3, timeout=0.25)
 
 
 async def test_two_validators_each_confirm_and_the_budget_is_the_strictest(

@@ -242,6 +242,38 @@ async def test_pushes_made_while_away_are_applied_in_order_on_return(
 
 
 @pytest.mark.timeout(60)
+async def test_a_slow_upgrade_falls_back_to_http_and_returns(tmp_path: Path) -> None:
+    """When the WebSocket upgrade takes longer than its timeout the link uses HTTP,
+    then moves back to WebSocket once the path is fast again."""
+    stub = StubServer(
+        StubConfig(port=0, db=str(tmp_path / "stub.sqlite"), speed=0, games=4)
+    )
+    await stub.start()
+    proxy = await FaultProxy("127.0.0.1", stub.port or 0).start()
+    # Each chunk waits 0.6 s: an upgrade (request, then answer) needs more
+    # than the 1 s WebSocket timeout, a heartbeat fits the 2 s HTTP one.
+    proxy.delay(0.6)
+    client = client_for(
+        proxy.url, stub.ss58, tmp_path / "m.sqlite3", "//slow", heartbeat=4.0
+    )
+    try:
+        await client.start()
+        await until(lambda: client.links()[0].state == LinkState.HTTP, 10)
+        reason = client.links()[0].fallback_reason or ""
+        assert "timed out" in reason
+        await until(lambda: len(client.games) == 4, 10)
+
+        proxy.delay(0)
+        await until(lambda: client.links()[0].state == LinkState.WEBSOCKET, 10)
+        assert client.links()[0].fallback_reason is None
+        assert client.links()[0].reconnects == 0
+    finally:
+        await client.close()
+        await proxy.stop()
+        await stub.stop()
+
+
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("transport", ["websocket", "http"])
 async def test_a_stall_is_detected_within_two_heartbeats_and_recovered(
     tmp_path: Path, transport: str
