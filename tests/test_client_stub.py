@@ -373,3 +373,36 @@ async def test_two_validators_each_confirm_and_the_budget_is_the_strictest(
     finally:
         await first.stop()
         await second.stop()
+
+
+@pytest.mark.parametrize("websocket", [True, False])
+async def test_a_validator_that_lost_its_history_sends_a_snapshot(
+    tmp_path: Path, websocket: bool
+) -> None:
+    """A validator restarted empty (head below our seq) leads to a fresh snapshot
+    that replaces its games, on either transport."""
+    old = StubServer(
+        StubConfig(port=0, db=str(tmp_path / "old.sqlite"), speed=0, games=8, seed=1)
+    )
+    await old.start()
+    port, url, ss58 = old.port, old.url, old.ss58
+    store = tmp_path / "m.sqlite3"
+    async with make_client(url, ss58, store) as client:
+        await until(lambda: len(client.games) == 8)
+        for game in old.games()[:3]:
+            await old.kickoff(game.game_id)
+        await until(lambda: client.links()[0].last_seq == old.stats()["head"])
+    await old.stop()
+
+    new = StubServer(
+        StubConfig(port=port or 0, db=":memory:", speed=0, games=3, seed=2)
+    )
+    await new.start()
+    try:
+        new.set_websocket_enabled(websocket)
+        async with make_client(url, ss58, store) as client:
+            expected = {g.game_id: g for g in new.games()}
+            await until(lambda: dict(client.games) == expected)
+            assert client.links()[0].last_seq == new.stats()["head"]
+    finally:
+        await new.stop()
