@@ -6,15 +6,18 @@ import asyncio
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from bettensor_core.codec import decode, encode
 from bettensor_core.protocol import Events, Heartbeat, ResumeRequest
 from validator_stub import StubConfig, StubServer
+from validator_stub.store import StoreError
 
 
 async def test_restart_keeps_everything(
@@ -145,3 +148,33 @@ async def test_cli_survives_kill_9(tmp_path: Path, miner_signer, prediction_for)
     finally:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(process.wait, 10) == 0
+
+
+async def test_one_stub_per_database(stub: StubServer, stub_config: StubConfig):
+    """A second stub on a database file in use stops at start with a clear error."""
+    with pytest.raises(StoreError, match="in use by another validator stub"):
+        async with StubServer(stub_config):
+            pass
+    # The first one is untouched.
+    assert stub.stats()["games"] == 12
+
+
+async def test_database_of_another_schema_is_refused(tmp_path: Path):
+    """A database written by another schema version is refused, not misread."""
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE predictions (x)")
+    config = StubConfig(port=0, db=path, speed=0)
+    with pytest.raises(StoreError, match="another version"):
+        async with StubServer(config):
+            pass
+
+
+async def test_port_in_use_releases_the_database(stub: StubServer, tmp_path: Path):
+    """A stub that cannot bind its port says so and leaves its database free."""
+    config = StubConfig(port=stub.port or 0, db=tmp_path / "other.sqlite", speed=0)
+    with pytest.raises(OSError):
+        await StubServer(config).start()
+    config.port = 0
+    async with StubServer(config) as second:
+        assert second.port != stub.port

@@ -24,6 +24,7 @@ from validator_stub.config import (
     default_db_path,
 )
 from validator_stub.server import StubServer
+from validator_stub.store import StoreError
 
 log = logging.getLogger("validator_stub")
 
@@ -143,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(f"cannot load the stub's hotkey: {exc}")
     try:
         asyncio.run(serve(config))
-    except OSError as exc:
+    except (OSError, StoreError) as exc:
         sys.exit(f"cannot start the validator stub: {exc}")
 
 

@@ -130,7 +130,12 @@ class StubServer:
         self.simulator.seed_games()
         await self.validator.durable()
 
-        sock = _bind(cfg.host, cfg.port)
+        try:
+            sock = _bind(cfg.host, cfg.port)
+        except OSError:
+            # Release the database (and its lock) for whoever tries next.
+            self.store.close()
+            raise
         self.port = sock.getsockname()[1]
         app = build_app(self.hub, lambda: build_openapi(self.url))
         uv_config = uvicorn.Config(

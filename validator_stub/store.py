@@ -71,6 +71,10 @@ CREATE TABLE IF NOT EXISTS nonces (
 """
 
 
+class StoreError(RuntimeError):
+    """The stub's database cannot be opened (in use, or another schema)."""
+
+
 class Store:
     """One SQLite connection, used only from the event loop's thread."""
 
@@ -83,10 +87,25 @@ class Store:
         before_commit: Callable[[], None] | None = None,
     ):
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={'FULL' if durable_sync else 'NORMAL'}")
-        self._create_schema()
+        self._db = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, timeout=1.0
+        )
+        try:
+            # One stub per file: a second one would number events twice.
+            self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(
+                f"PRAGMA synchronous={'FULL' if durable_sync else 'NORMAL'}"
+            )
+            self._create_schema()
+        except sqlite3.OperationalError as exc:
+            self._db.close()
+            if "locked" in str(exc):
+                raise StoreError(
+                    f"{path} is in use by another validator stub; "
+                    "stop it or pass --db with another file"
+                ) from None
+            raise StoreError(f"cannot open {path}: {exc}") from None
         self.on_commit = on_commit
         self.before_commit = before_commit
         self._in_tx = False
@@ -101,8 +120,7 @@ class Store:
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"
         ).fetchone()
         if tables and version != SCHEMA_VERSION:
-            self._db.close()
-            raise RuntimeError(
+            raise sqlite3.OperationalError(
                 f"{self.path} was written by another version of the stub "
                 f"(schema {version}, expected {SCHEMA_VERSION}); move it away "
                 "or pass --db with a new file"
