@@ -103,8 +103,9 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL keeps every commit across a killed process; only a power cut
-        # may lose the last commits, which the outbox then resends anyway.
+        # NORMAL keeps every commit across a killed process; a power cut may
+        # lose the last pushes or confirmations, which a resume or a resend
+        # brings back. New predictions are synced in full (`add_prediction`).
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
@@ -188,20 +189,26 @@ class Store:
     ) -> PredictionRecord:
         """Store a new prediction, queued for every validator, before any send."""
         created_at = prediction.created_at or time.time()
-        with self._transaction():
-            self._db.execute(
-                "INSERT INTO predictions (prediction_id, data, created_at)"
-                " VALUES (?, ?, ?)",
-                (prediction.prediction_id, _encoder.encode(prediction), created_at),
-            )
-            self._db.executemany(
-                "INSERT INTO deliveries (prediction_id, validator, state)"
-                " VALUES (?, ?, ?)",
-                [
-                    (prediction.prediction_id, name, DeliveryState.QUEUED.value)
-                    for name in validators
-                ],
-            )
+        # This commit is a promise to the miner: sync it to disk, so that not
+        # even a power cut loses a prediction `submit` returned.
+        self._db.execute("PRAGMA synchronous=FULL")
+        try:
+            with self._transaction():
+                self._db.execute(
+                    "INSERT INTO predictions (prediction_id, data, created_at)"
+                    " VALUES (?, ?, ?)",
+                    (prediction.prediction_id, _encoder.encode(prediction), created_at),
+                )
+                self._db.executemany(
+                    "INSERT INTO deliveries (prediction_id, validator, state)"
+                    " VALUES (?, ?, ?)",
+                    [
+                        (prediction.prediction_id, name, DeliveryState.QUEUED.value)
+                        for name in validators
+                    ],
+                )
+        finally:
+            self._db.execute("PRAGMA synchronous=NORMAL")
         record = PredictionRecord(
             prediction=prediction,
             created_at=created_at,
