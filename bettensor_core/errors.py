@@ -55,9 +55,7 @@ class ConfigError(BettensorError):
     every bad key.
     """
 
-    def __init__(
-        self, message: str, key: str | None = None, source: str | None = None
-    ):
+    def __init__(self, message: str, key: str | None = None, source: str | None = None):
         super().__init__(message)
         self.key = key
         self.source = source
