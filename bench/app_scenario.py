@@ -62,27 +62,34 @@ def _app_command(url: str, data_dir: str) -> list[str]:
 
 
 async def _odds_driver(
-    url: str, games: list[Any], per_s: float, stop: asyncio.Event
+    url: str, games: list[Any], per_s: float, stop: asyncio.Event, lanes: int = 4
 ) -> int:
-    """Change odds ``per_s`` times a second, round robin over ``games``."""
+    """Change odds ``per_s`` times a second over ``lanes`` concurrent senders."""
     sent = 0
-    async with aiohttp.ClientSession() as session:
+
+    async def lane(first: int, session: aiohttp.ClientSession) -> None:
+        nonlocal sent
         started = time.monotonic()
+        k = 0
         while not stop.is_set():
-            g = games[sent % len(games)]
+            g = games[(first + k * lanes) % len(games)]
             body = {
                 "game_id": g.game_id,
-                "odds_a": round(g.odds_a + 0.01 * (1 + sent % 3), 2),
+                "odds_a": round(g.odds_a + 0.01 * (1 + k % 3), 2),
                 "odds_b": g.odds_b,
                 **({"odds_tie": g.odds_tie} if g.can_tie else {}),
             }
             async with session.post(url + "/control/odds", json=body) as response:
                 await response.read()
+            k += 1
             sent += 1
             # Pace against the clock so slow requests do not lower the rate.
-            ahead = started + sent / per_s - time.monotonic()
+            ahead = started + k * lanes / per_s - time.monotonic()
             if ahead > 0:
                 await asyncio.sleep(ahead)
+
+    async with aiohttp.ClientSession() as session:
+        await asyncio.gather(*(lane(i, session) for i in range(lanes)))
     return sent
 
 
@@ -164,7 +171,13 @@ async def key_to_repaint(
 async def idle_in_pty(
     ctx: Any, server: Any, games: list[Any], settle: float, window: float
 ) -> dict[str, Any]:
-    """CPU and terminal bytes of the app sitting idle in a pty we read."""
+    """CPU and terminal bytes of the app sitting idle in a pty we read.
+
+    The window opens ``settle`` seconds after the games appear; to measure
+    the app at rest it must open after the app's own switch to the idle
+    power state (60 s without input), which changes the status line once.
+    Bytes written between the first games and the window are reported too.
+    """
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", SIZE[1], SIZE[0], 0, 0))
     env = _child_env()
@@ -180,6 +193,7 @@ async def idle_in_pty(
     )
     os.close(slave)
     written = 0
+    writes: list[tuple[float, int]] = []
     screen = bytearray()
     loop = asyncio.get_running_loop()
 
@@ -188,6 +202,7 @@ async def idle_in_pty(
         with contextlib.suppress(OSError):
             data = os.read(master, 65536)
             written += len(data)
+            writes.append((time.monotonic(), len(data)))
             if len(screen) < 4_000_000:
                 screen.extend(data)
 
@@ -197,6 +212,9 @@ async def idle_in_pty(
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not any(t in screen for t in texts):
             await asyncio.sleep(0.05)
+        # Let the first screen finish drawing before counting.
+        await asyncio.sleep(0.5)
+        painted, bytes_painted = time.monotonic(), written
         await asyncio.sleep(settle)
         before = proc_sample(proc.pid)
         bytes_before = written
@@ -204,6 +222,9 @@ async def idle_in_pty(
         after = proc_sample(proc.pid)
         used = after.minus(before)
         window_bytes = written - bytes_before
+        settle_writes = [
+            (round(t - painted, 1), n) for t, n in writes if painted <= t < before.at
+        ]
     finally:
         loop.remove_reader(master)
         proc.terminate()
@@ -218,6 +239,8 @@ async def idle_in_pty(
         "cpu_percent": 100 * used["cpu_s"] / used["seconds"],
         "bytes": window_bytes,
         "bytes_per_min": window_bytes * 60 / used["seconds"],
+        "settle_bytes": bytes_before - bytes_painted,
+        "settle_writes": settle_writes[:20],
         "switches_per_min": (used["voluntary_switches"] + used["involuntary_switches"])
         * 60
         / used["seconds"],
