@@ -63,8 +63,11 @@ def _app_command(url: str, data_dir: str) -> list[str]:
 
 async def _odds_driver(
     url: str, games: list[Any], per_s: float, stop: asyncio.Event, lanes: int = 4
-) -> int:
-    """Change odds ``per_s`` times a second over ``lanes`` concurrent senders."""
+) -> tuple[int, float]:
+    """Change odds ``per_s`` times a second over ``lanes`` concurrent senders.
+
+    Returns how many changes were sent and over how many seconds.
+    """
     sent = 0
 
     async def lane(first: int, session: aiohttp.ClientSession) -> None:
@@ -88,9 +91,10 @@ async def _odds_driver(
             if ahead > 0:
                 await asyncio.sleep(ahead)
 
+    started = time.monotonic()
     async with aiohttp.ClientSession() as session:
         await asyncio.gather(*(lane(i, session) for i in range(lanes)))
-    return sent
+    return sent, time.monotonic() - started
 
 
 def _team_texts(games: list[Any]) -> list[str]:
@@ -142,7 +146,6 @@ async def key_to_repaint(
     await asyncio.sleep(1.0)
     samples: list[float] = []
     missed = 0
-    started = time.monotonic()
     for _ in range(presses):
         for key, texts in (("p", ["Fate:"]), ("g", ["Sort:"])):
             t0 = time.perf_counter()
@@ -153,9 +156,8 @@ async def key_to_repaint(
             else:
                 samples.append(time.perf_counter() - t0)
             await asyncio.sleep(0.2)
-    elapsed = time.monotonic() - started
     stop.set()
-    sent = await driver
+    sent, driven = await driver
     _tmux("kill-session", "-t", PANE)
     samples.sort()
     return {
@@ -163,7 +165,7 @@ async def key_to_repaint(
         "missed": missed,
         "p50_ms": median(samples) * 1000 if samples else None,
         "max_ms": samples[-1] * 1000 if samples else None,
-        "odds_per_s": sent / (elapsed + 2.0),
+        "odds_per_s": sent / driven,
         "startup_s": startup_s,
     }
 
