@@ -152,13 +152,16 @@ def _charts(results: dict[str, Any], chart_dir: Path, doc_dir: Path) -> dict[str
         "bytes": ("bytes_per_prediction", "bytes per prediction round trip", True),
         "power": ("cpu_percent", "CPU, % of one core, idle", True),
         "steady": ("stub_cpu_percent", "stub CPU, % of one core", False),
-        "app": ("value", "", False),
+        "app": ("value", "ms (start and key press only)", False),
     }
     for key, result in results["scenarios"].items():
         if key not in metric or "rows" not in result or not result["rows"]:
             continue
         field, label, log_scale = metric[key]
         rows = [r for r in result["rows"] if isinstance(r.get(field), int | float)]
+        if key == "app":
+            # The app's rows mix units; chart the times only.
+            rows = [r for r in rows if r.get("unit") == "ms"]
         if not rows:
             continue
         names = [
