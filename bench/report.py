@@ -311,6 +311,12 @@ def render(results: dict[str, Any], charts: dict[str, str]) -> str:
         "setting changed, to show what that setting costs; **baseline** is the "
         "study's naive poller. Bench-only dependencies: "
         "`python-socketio` (the peer), `matplotlib` (charts), `py-spy` (profiles).",
+        "Run it: `python -m bench` (about 15 minutes, rewrites this page, "
+        "`bench/results/latest.json` and `docs/bench/*.png`); `--smoke` (every "
+        "scenario with tiny sizes, in a temporary directory, under a minute); "
+        "`--only latency,push`; `--report` (this page again from the JSON); "
+        "`python -m bench.profile` (the py-spy and tracemalloc profiles quoted "
+        "below, into `bench/results/profiles/`).",
         "## Targets",
         _targets_table(targets) if targets else "No targets evaluated in this run.",
         "## The study's numbers beside ours",
