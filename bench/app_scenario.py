@@ -32,7 +32,8 @@ import aiohttp
 
 from bench.common import PYTHON, ROOT, _child_env, median, proc_sample
 
-PANE = "bench-app"
+# One pane name per harness process, so parallel runs never share a pane.
+PANE = f"bench-app-{os.getpid()}"
 SIZE = (120, 40)
 
 
