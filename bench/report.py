@@ -130,7 +130,11 @@ def _scenario_section(key: str, result: dict[str, Any], charts: dict[str, str]) 
 
 def _charts(results: dict[str, Any], chart_dir: Path, doc_dir: Path) -> dict[str, str]:
     """Draw one PNG per scenario that has rows; return their paths from the doc."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        # matplotlib is a bench-only dependency: no charts without it.
+        return {}
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
