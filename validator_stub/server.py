@@ -151,6 +151,10 @@ class StubServer:
             ws_ping_interval=None,
             ws_ping_timeout=None,
             timeout_graceful_shutdown=3,
+            # HTTP miners post a prediction every few seconds beside their
+            # 25 s long-poll; uvicorn's default 5 s keep-alive made them
+            # reconnect about every other prediction.
+            timeout_keep_alive=75,
         )
         self._server = _Uvicorn(uv_config)
         serve = asyncio.create_task(self._server.serve(sockets=[sock]))

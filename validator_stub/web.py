@@ -129,6 +129,9 @@ class Connection:
                 # Nothing leaves before what it reports is committed.
                 await self._durable()
                 await self.ws.send_text(item.decode())
+                # An idle miner must not keep its last frame (often the
+                # opening snapshot) alive while this task waits.
+                del item
         except (WebSocketDisconnect, RuntimeError, OSError) as exc:
             log.debug("writer of %s stopped: %s", self.session_id, exc)
         except Exception:
