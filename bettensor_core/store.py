@@ -112,6 +112,9 @@ class Store:
 
         self._games: dict[str, dict[str, tuple[float, Game]]] = {}
         self._records: dict[str, PredictionRecord] = {}
+        # Prediction ids by UTC day of creation, so the budget check reads
+        # one day's predictions rather than the miner's whole history.
+        self._by_day: dict[str, list[str]] = {}
         self._load()
 
     def close(self) -> None:
@@ -154,9 +157,8 @@ class Store:
     def day_totals(self, day: str, validators: Iterable[str]) -> dict[str, float]:
         """Per validator, the wagers of ``day`` (UTC) not rejected there."""
         totals = dict.fromkeys(validators, 0.0)
-        for record in self._records.values():
-            if utc_day(record.created_at) != day:
-                continue
+        for pid in self._by_day.get(day, ()):
+            record = self._records[pid]
             for name in totals:
                 delivery = record.deliveries.get(name)
                 if delivery is None or delivery.state == DeliveryState.REJECTED:
@@ -215,6 +217,9 @@ class Store:
             deliveries={name: Delivery(validator=name) for name in validators},
         )
         self._records[prediction.prediction_id] = record
+        self._by_day.setdefault(utc_day(created_at), []).append(
+            prediction.prediction_id
+        )
         return record
 
     def mark_sent(
@@ -399,6 +404,8 @@ class Store:
                 if settlement is None
                 else _settlements.decode(settlement),
             )
+            day = self._by_day.setdefault(utc_day(created_at), [])
+            day.append(prediction.prediction_id)
         for pid, validator, state, via, sent_at, confirmation in self._db.execute(
             "SELECT prediction_id, validator, state, via, sent_at, confirmation"
             " FROM deliveries"
