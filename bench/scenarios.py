@@ -339,25 +339,25 @@ async def latency(ctx: Context) -> dict[str, Any]:
     few = min(n, 300)
 
     async def server_6() -> None:
-        async with stub(ctx, "latency-gap0", commit_gap=0.0) as server:
+        async with stub(ctx, "latency-gap2ms", commit_gap=0.002) as server:
             await add(
-                "stub with commit gap 0: raw WebSocket client",
+                "stub with a 2 ms commit gap (before): raw WebSocket client",
                 "what-if",
                 lat + "stub_ws",
                 url=server.url,
             )
             await add(
-                "stub with commit gap 0: raw HTTP keep-alive, aiohttp",
+                "stub with a 2 ms commit gap (before): raw HTTP keep-alive, aiohttp",
                 "what-if",
                 lat + "stub_http",
                 url=server.url,
             )
             await add(
-                "stub with commit gap 0: MinerClient over WebSocket",
+                "stub with a 2 ms commit gap (before): MinerClient over WebSocket",
                 "what-if",
                 "bench.client_clients:client_latency",
                 url=server.url,
-                store=ctx.path("client-ws-gap0"),
+                store=ctx.path("client-ws-gap2ms"),
                 expect="websocket",
             )
             await flush()
