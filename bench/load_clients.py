@@ -34,6 +34,7 @@ from bettensor_core.protocol import (
     ResumeRequest,
     Snapshot,
 )
+from bettensor_core.transport.http import KEEPALIVE_EXPIRY
 
 
 async def _gather_bounded(
@@ -381,8 +382,10 @@ async def steady(
                 await miner.close()
 
     async def http_miner(signer: Signer) -> None:
+        # Kept alive as long as our client keeps its connections (aiohttp's
+        # own default, 15 s, would reconnect after every longer quiet spell).
         session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=2),
+            connector=aiohttp.TCPConnector(limit=2, keepalive_timeout=KEEPALIVE_EXPIRY),
             timeout=aiohttp.ClientTimeout(total=60),
         )
 

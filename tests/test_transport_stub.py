@@ -185,6 +185,22 @@ async def test_nothing_listening_is_a_transport_error() -> None:
             await HttpTransport(client, signer).open(Hello(), timeout=1)
 
 
+async def test_http_keeps_its_connection_between_sparse_predictions(
+    stub: StubServer,
+) -> None:
+    """A quiet spell longer than httpx's 5 s default does not cost a new connection."""
+    proxy = await FaultProxy("127.0.0.1", stub.port or 0).start()
+    try:
+        async with make_http_client(proxy.url) as client:
+            http = HttpTransport(client, Signer.from_uri("//sparse"))
+            await http.open(Hello(), timeout=2)
+            await asyncio.sleep(6.0)
+            await http.request(Heartbeat(n=1), timeout=2)
+        assert proxy.stats.accepted == 1
+    finally:
+        await proxy.stop()
+
+
 async def test_a_stalled_peer_is_a_timeout(stub: StubServer) -> None:
     """No bytes back within the timeout raises TransportTimeout on both transports."""
     proxy = await FaultProxy("127.0.0.1", stub.port or 0).start()
