@@ -112,9 +112,11 @@ class Store:
 
         self._games: dict[str, dict[str, tuple[float, Game]]] = {}
         self._records: dict[str, PredictionRecord] = {}
-        # Prediction ids by UTC day of creation, so the budget check reads
-        # one day's predictions rather than the miner's whole history.
-        self._by_day: dict[str, list[str]] = {}
+        # Cents wagered per (UTC day of creation, validator), rejections left
+        # out: the budget check before every submit is one lookup, however
+        # many predictions the day holds. Kept in whole cents so that adding
+        # and taking away wagers never drifts.
+        self._day_cents: dict[tuple[str, str], int] = {}
         self._load()
 
     def close(self) -> None:
@@ -156,15 +158,7 @@ class Store:
 
     def day_totals(self, day: str, validators: Iterable[str]) -> dict[str, float]:
         """Per validator, the wagers of ``day`` (UTC) not rejected there."""
-        totals = dict.fromkeys(validators, 0.0)
-        for pid in self._by_day.get(day, ()):
-            record = self._records[pid]
-            for name in totals:
-                delivery = record.deliveries.get(name)
-                if delivery is None or delivery.state == DeliveryState.REJECTED:
-                    continue
-                totals[name] += record.prediction.wager or 0.0
-        return totals
+        return {name: self._day_cents.get((day, name), 0) / 100 for name in validators}
 
     def pending(self, validator: str, limit: int) -> list[Prediction]:
         """The oldest predictions not yet confirmed by ``validator``."""
@@ -217,9 +211,8 @@ class Store:
             deliveries={name: Delivery(validator=name) for name in validators},
         )
         self._records[prediction.prediction_id] = record
-        self._by_day.setdefault(utc_day(created_at), []).append(
-            prediction.prediction_id
-        )
+        for name in validators:
+            self._count_wager(record, name, +1)
         return record
 
     def mark_sent(
@@ -344,6 +337,8 @@ class Store:
             )
             delivery.state = state
             delivery.confirmation = confirmation
+            if state == DeliveryState.REJECTED:
+                self._count_wager(self._records[pid], validator, -1)
             changed.add(pid)
         return changed
 
@@ -369,6 +364,12 @@ class Store:
             applied.prediction_ids |= self._confirm(validator, [event.confirmation])
         if event.settlement is not None:
             applied.prediction_ids |= self._settle([event.settlement])
+
+    def _count_wager(self, record: PredictionRecord, validator: str, sign: int) -> None:
+        """Add (``sign`` +1) or take away (-1) a wager in its day's total."""
+        key = (utc_day(record.created_at), validator)
+        cents = round((record.prediction.wager or 0.0) * 100)
+        self._day_cents[key] = self._day_cents.get(key, 0) + sign * cents
 
     def _put_game(self, validator: str, game: Game, now: float) -> None:
         self._db.execute(
@@ -404,8 +405,6 @@ class Store:
                 if settlement is None
                 else _settlements.decode(settlement),
             )
-            day = self._by_day.setdefault(utc_day(created_at), [])
-            day.append(prediction.prediction_id)
         for pid, validator, state, via, sent_at, confirmation in self._db.execute(
             "SELECT prediction_id, validator, state, via, sent_at, confirmation"
             " FROM deliveries"
@@ -424,6 +423,8 @@ class Store:
                     else _confirmations.decode(confirmation)
                 ),
             )
+            if state != DeliveryState.REJECTED.value:
+                self._count_wager(record, validator, +1)
 
 
 class _Transaction:

@@ -194,6 +194,28 @@ def test_day_totals_count_pending_and_accepted_not_rejected(tmp_path: Path) -> N
     store.add_prediction(a, ["v1", "v2"])
     store.add_prediction(b, ["v1", "v2"])
     store.confirm("v1", [_confirmation(a.prediction_id, accepted=False)])
-    totals = store.day_totals(utc_day(time.time()), ["v1", "v2"])
-    assert totals == {"v1": 50.0, "v2": 150.0}
+    today = utc_day(time.time())
+    assert store.day_totals(today, ["v1", "v2"]) == {"v1": 50.0, "v2": 150.0}
+
+    # A repeated answer changes nothing; the first one stands.
+    store.confirm("v1", [_confirmation(a.prediction_id, accepted=False)])
+    store.confirm("v1", [_confirmation(a.prediction_id, accepted=True)])
+    assert store.day_totals(today, ["v1", "v2"]) == {"v1": 50.0, "v2": 150.0}
+    # Other days and unknown validators have spent nothing.
+    assert store.day_totals("1999-01-01", ["v1"]) == {"v1": 0.0}
+    assert store.day_totals(today, ["v3"]) == {"v3": 0.0}
+    store.close()
+
+    # The totals are rebuilt from the file on the next start.
+    store = Store(tmp_path / "s.sqlite3")
+    assert store.day_totals(today, ["v1", "v2"]) == {"v1": 50.0, "v2": 150.0}
+    store.close()
+
+
+def test_day_totals_add_up_cents_exactly(tmp_path: Path) -> None:
+    """Three hundred wagers of 0.10 make exactly 30.00, with no float drift."""
+    store = Store(tmp_path / "s.sqlite3")
+    for _ in range(300):
+        store.add_prediction(_prediction(0.1), ["v1"])
+    assert store.day_totals(utc_day(time.time()), ["v1"]) == {"v1": 30.0}
     store.close()
