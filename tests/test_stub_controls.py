@@ -147,8 +147,6 @@ async def test_result_control_settles(
     lose = prediction_for(game, wager=20, outcome=1)
     await winner.ask(win, "confirmation")
     await loser.ask(lose, "confirmation")
-    await winner.recv_type("events")
-    await loser.recv_type("events")
     # The odds change after acceptance; the odds taken stay.
     await stub.push_odds(game.game_id, 3.0, 1.2, game.odds_tie)
 

@@ -41,25 +41,37 @@ async def test_hello_gets_welcome_and_snapshot(
     ]
 
 
-async def test_prediction_confirmed_and_pushed_as_event(
+async def test_prediction_confirmed_and_pushed_to_the_miners_other_sessions(
     stub: StubServer, ws_miner, miner_signer, prediction_for
 ):
-    """An accepted prediction is answered and also pushed as a confirmation event."""
-    miner = await ws_miner(miner_signer)
-    game = stub.games()[0]
-    p = prediction_for(game, wager=25)
-    await miner.send(p)
-    seen: dict[str, object] = {}
-    while len(seen) < 2:
-        msg = await miner.recv()
-        seen[msg.type] = msg.body
-    conf = seen["confirmation"]
+    """The answer goes to the asker; the event to its other sessions and the log."""
+    asking = await ws_miner(miner_signer)
+    other = await ws_miner(miner_signer)
+    assert isinstance(asking.first.body, Snapshot)
+    before = asking.first.body.seq
+
+    p = prediction_for(stub.games()[0], wager=25)
+    await asking.send(p)
+    answer = await asking.recv()
+    conf = answer.body
     assert isinstance(conf, Confirmation)
     assert conf.accepted and conf.reason is None and conf.budget_left == 975
-    events = seen["events"]
-    assert isinstance(events, Events)
-    assert events.events[0].kind == "confirmation"
-    assert events.events[0].confirmation == conf
+
+    # The asking session is not sent the same confirmation again: a push
+    # would have been queued before this heartbeat's answer.
+    await asking.send(Heartbeat(n=1))
+    assert (await asking.recv()).type == "heartbeat"
+
+    pushed = (await other.recv()).body
+    assert isinstance(pushed, Events)
+    assert [e.kind for e in pushed.events] == ["confirmation"]
+    assert pushed.events[0].confirmation == conf
+
+    # A session resuming from before the prediction gets the event from the log.
+    resumed = await ws_miner(miner_signer, resume_after=before)
+    assert isinstance(resumed.first.body, Events)
+    assert [e.confirmation for e in resumed.first.body.events] == [conf]
+
     assert stub.stats()["accepted"] == 1
     assert stub.day_total(miner_signer.ss58) == 25
 

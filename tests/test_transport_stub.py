@@ -77,12 +77,27 @@ async def test_websocket_session_answers_each_request(stub: StubServer) -> None:
         ids = [c.prediction_id for c in batch.body.confirmations]
         assert ids == [two.prediction_id, three.prediction_id]
 
-        # The confirmation events reach this miner as pushes.
-        push = await transport.next_push(None, 0)
-        assert isinstance(push.body, Events)
-        assert any(e.confirmation is not None for e in push.body.events)
+        # The asking session already has its confirmations as answers, so
+        # the validator pushes them nothing more: a heartbeat's answer is next.
+        # Frames arrive in order, so a push would already be waiting.
+        await transport.request(Heartbeat(n=8), timeout=2)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(transport.next_push(None, 0), 0.05)
     finally:
         await transport.close()
+
+    # A session resuming from before the predictions gets their events.
+    again = WebSocketTransport(stub.ws_url, Signer.from_uri("//ws-a"))
+    await again.open(Hello(resume_after=first.body.seq), timeout=2)
+    try:
+        replay = await again.next_push(first.body.seq, 0)
+        assert isinstance(replay.body, Events)
+        replayed = [
+            e.confirmation.prediction_id for e in replay.body.events if e.confirmation
+        ]
+        assert replayed == [one.prediction_id, two.prediction_id, three.prediction_id]
+    finally:
+        await again.close()
 
 
 async def test_http_session_answers_and_long_polls(stub: StubServer) -> None:

@@ -56,10 +56,17 @@ class GameError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class LoggedEvent:
-    """An event and the miner it is for (``None``: every miner)."""
+    """An event and the miner it is for (``None``: every miner).
+
+    ``answered`` names the WebSocket session that has this event's news as
+    the direct answer to its request (a confirmation); the live push skips
+    that session, which would only get the same confirmation twice. It is
+    not stored: a replay after a reconnect sends the event like any other.
+    """
 
     event: Event
     miner: str | None
+    answered: str | None = None
 
     def concerns(self, miner: str) -> bool:
         return self.miner is None or self.miner == miner
@@ -226,6 +233,7 @@ class Validator:
         confirmation: Confirmation | None = None,
         settlement: Settlement | None = None,
         miner: str | None = None,
+        answered: str | None = None,
     ) -> Event:
         seq = self._next_seq
         self._next_seq += 1
@@ -241,7 +249,7 @@ class Validator:
             "INSERT INTO events (seq, miner, at, data) VALUES (?, ?, ?, ?)",
             (seq, miner, event.at, _encode(event)),
         )
-        self._pending.append(LoggedEvent(event, miner))
+        self._pending.append(LoggedEvent(event, miner, answered))
         return event
 
     def _save_head(self) -> None:
@@ -272,8 +280,14 @@ class Validator:
 
     # Predictions.
 
-    def submit(self, miner: str, prediction: Prediction) -> Confirmation:
-        """Decide on one prediction and record it; await `durable` before answering."""
+    def submit(
+        self, miner: str, prediction: Prediction, *, answered: str | None = None
+    ) -> Confirmation:
+        """Decide on one prediction and record it; await `durable` before answering.
+
+        ``answered``: the WebSocket session that gets the confirmation as its
+        answer, so that the confirmation event is not pushed to it as well.
+        """
         now = self.clock()
         row = self.store.one(
             "SELECT content, confirmation FROM predictions "
@@ -322,7 +336,9 @@ class Validator:
                 now,
             ),
         )
-        self._emit("confirmation", confirmation=confirmation, miner=miner)
+        self._emit(
+            "confirmation", confirmation=confirmation, miner=miner, answered=answered
+        )
         return confirmation
 
     def _resent(

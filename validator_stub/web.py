@@ -239,15 +239,20 @@ class Hub:
     # Pushing events.
 
     def publish(self, batch: list[LoggedEvent]) -> None:
-        """Push committed events to every miner they concern, then wake long-polls."""
+        """Push committed events to every miner they concern, then wake long-polls.
+
+        A session never gets pushed what it already has as an answer (its
+        own confirmations): that would cost a signature and a frame each.
+        """
         start = 0
         while start < len(batch):
             # One frame per run of events with the same audience.
-            miner = batch[start].miner
+            miner, answered = batch[start].miner, batch[start].answered
             end = start + 1
             while (
                 end < len(batch)
                 and batch[end].miner == miner
+                and batch[end].answered == answered
                 and (end - start < self.limits.events_per_frame)
             ):
                 end += 1
@@ -257,6 +262,10 @@ class Hub:
             targets = self.connections if miner is None else self.by_miner.get(miner)
             if not targets:
                 continue
+            if answered is not None:
+                targets = {c for c in targets if c.session_id != answered}
+                if not targets:
+                    continue
             frame = self.sign(Events(events=run, head=run[-1].seq))
             for conn in list(targets):
                 conn.push(frame)
@@ -327,13 +336,19 @@ class Hub:
             f"message of {size} bytes exceeds {self.limits.max_message_bytes}",
         )
 
-    def predictions(self, miner: str, body: Body) -> Body:
-        """Confirm a prediction or a batch of them (answer after `durable`)."""
+    def predictions(self, miner: str, body: Body, answered: str | None = None) -> Body:
+        """Confirm a prediction or a batch of them (answer after `durable`).
+
+        ``answered`` is the WebSocket session the answer goes to (HTTP: none).
+        """
+        submit = self.validator.submit
         if isinstance(body, Prediction):
-            return self.validator.submit(miner, body)
+            return submit(miner, body, answered=answered)
         assert isinstance(body, PredictionBatch)
         return ConfirmationBatch(
-            confirmations=[self.validator.submit(miner, p) for p in body.predictions]
+            confirmations=[
+                submit(miner, p, answered=answered) for p in body.predictions
+            ]
         )
 
 
@@ -488,7 +503,7 @@ def _read_frame(hub: Hub, data: bytes) -> Signed:
 def _ws_dispatch(hub: Hub, conn: Connection, msg: Signed) -> list[Body]:
     body = msg.body
     if isinstance(body, (Prediction, PredictionBatch)):
-        return [hub.predictions(msg.sender, body)]
+        return [hub.predictions(msg.sender, body, conn.session_id)]
     if isinstance(body, Heartbeat):
         if body.interval is not None and body.interval > 0:
             conn.heartbeat_interval = body.interval
