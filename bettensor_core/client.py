@@ -83,7 +83,9 @@ class MinerClient:
     `bettensor_core.store.default_store_path`). ``power`` supplies the
     heartbeat interval and long-poll hold of each power state; the client
     follows its state changes. ``link_options`` tunes timings (tests use
-    short ones).
+    short ones). ``durable_sync=False`` trades the power-cut safety of new
+    predictions for about 0.3 ms a submit (see `Store`); a killed process
+    still loses nothing.
     """
 
     def __init__(
@@ -94,6 +96,7 @@ class MinerClient:
         store_path: Path | str,
         power: PowerPolicy | None = None,
         link_options: LinkOptions | None = None,
+        durable_sync: bool = True,
     ):
         labels = [v.label for v in validators]
         duplicates = sorted({label for label in labels if labels.count(label) > 1})
@@ -109,7 +112,7 @@ class MinerClient:
         self._unsubscribe_power = (
             power.subscribe(self._on_power) if power is not None else None
         )
-        self._store = Store(store_path)
+        self._store = Store(store_path, durable_sync=durable_sync)
         self._games: dict[str, Game] = self._store.games()
         self._subscribers: weakref.WeakSet[Subscription] = weakref.WeakSet()
         self._waiters: dict[str, set[asyncio.Event]] = {}

@@ -330,12 +330,13 @@ _KILLED_CLIENT = textwrap.dedent(
     from bettensor_core.config import ValidatorConfig
 
     async def main() -> None:
-        url, ss58, store, count = sys.argv[1:5]
+        url, ss58, store, count, durable_sync = sys.argv[1:6]
         client = MinerClient(
             Signer.from_uri("//killed"),
             [ValidatorConfig(url, ss58=ss58, name="stub")],
             store_path=store,
             link_options=LinkOptions(backoff_cap=0.3),
+            durable_sync=durable_sync == "on",
         )
         await client.start()
         while not client.games:
@@ -352,11 +353,13 @@ _KILLED_CLIENT = textwrap.dedent(
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize("durable_sync", ["on", "off"])
 async def test_a_killed_client_resends_its_pending_predictions_once(
-    tmp_path: Path,
+    tmp_path: Path, durable_sync: str
 ) -> None:
     """SIGKILL while answers are on the way: the next start resends what was
-    pending, and the stub counts every prediction exactly once."""
+    pending, and the stub counts every prediction exactly once (also with
+    ``durable_sync`` off, which gives up only power-cut safety)."""
     count = 30
     stub = StubServer(
         StubConfig(port=0, db=str(tmp_path / "stub.sqlite"), speed=0, games=6)
@@ -379,6 +382,7 @@ async def test_a_killed_client_resends_its_pending_predictions_once(
             stub.ss58,
             str(store),
             str(count),
+            durable_sync,
             stdout=asyncio.subprocess.PIPE,
             cwd=root,
             env={**os.environ, "PYTHONPATH": str(root)},
