@@ -180,7 +180,7 @@ def test_cli_flags_make_the_config():
         [
             *("--host", "127.0.0.2", "--port", "0", "--db", ":memory:"),
             *("--seed", "9", "--games", "4", "--speed", "0", "--no-websocket"),
-            *("--max-connections", "3", "--max-message-bytes", "1000", "--rate", "7"),
+            *("--max-connections", "3", "--max-message-bytes", "1024", "--rate", "7"),
         ]
     )
     config = make_config(args)
@@ -192,7 +192,7 @@ def test_cli_flags_make_the_config():
     )
     assert (config.games, config.speed, config.websocket_enabled) == (4, 0.0, False)
     assert (
-        config.limits.max_connections == 3 and config.limits.max_message_bytes == 1000
+        config.limits.max_connections == 3 and config.limits.max_message_bytes == 1024
     )
     assert (config.limits.rate, config.limits.burst) == (7, 14)
     assert config.signer is not None
