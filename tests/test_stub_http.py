@@ -19,6 +19,7 @@ from bettensor_core.protocol import (
     Snapshot,
 )
 from validator_stub import StubServer
+from validator_stub.web import SESSION_HEADER
 
 
 async def test_http_prediction_confirmed(
@@ -141,6 +142,40 @@ async def test_long_poll_ignores_other_miners_confirmations(
     await post_signed("/v1/predictions", prediction_for(stub.games()[0]), other_signer)
     _, reply = await poll
     assert isinstance(reply.body, Events) and reply.body.events == []
+
+
+async def test_a_sessions_own_confirmation_rides_with_its_next_answer(
+    stub: StubServer, http: httpx.AsyncClient, miner_signer, prediction_for
+):
+    """A session's confirmation wakes the miner's other long-polls, not its own."""
+    head = stub.stats()["head"]
+
+    async def poll(hold: float, headers: dict[str, str]) -> tuple[float, Events]:
+        started = time.monotonic()
+        ask = encode(ResumeRequest(after_seq=head, hold=hold), miner_signer)
+        response = await http.post("/v1/events", content=ask, headers=headers)
+        body = decode(response.content, max_bytes=1 << 24).body
+        assert isinstance(body, Events)
+        return time.monotonic() - started, body
+
+    session = {SESSION_HEADER: "miner-session-1"}
+    own = asyncio.create_task(poll(1.0, session))
+    other = asyncio.create_task(poll(10, {}))
+    await asyncio.sleep(0.1)
+    p = prediction_for(stub.games()[0], wager=5)
+    answer = await http.post(
+        "/v1/predictions", content=encode(p, miner_signer), headers=session
+    )
+    assert decode(answer.content, max_bytes=1 << 20).body.accepted
+
+    other_took, other_events = await other
+    own_took, own_events = await own
+    assert other_took < 0.9
+    assert own_took >= 0.9
+    for events in (other_events, own_events):
+        assert [e.confirmation.prediction_id for e in events.events] == [
+            p.prediction_id
+        ]
 
 
 async def test_http_heartbeat(post_signed, miner_signer, stub: StubServer):

@@ -125,6 +125,20 @@ async def test_http_session_answers_and_long_polls(stub: StubServer) -> None:
         assert isinstance(empty.body, Events) and empty.body.events == []
         assert time.monotonic() - started >= 0.4
 
+        # The session names itself, so its held poll is not woken only to
+        # repeat a confirmation it was answered with; that comes at the end.
+        started = time.monotonic()
+        held = asyncio.create_task(transport.next_push(empty.body.head, 0.8))
+        await asyncio.sleep(0.1)
+        another = _prediction(stub)
+        await transport.request(another, timeout=2)
+        late = await held
+        assert time.monotonic() - started >= 0.7
+        assert isinstance(late.body, Events)
+        assert [e.confirmation.prediction_id for e in late.body.events] == [
+            another.prediction_id
+        ]
+
 
 async def test_refusals_become_protocol_errors_with_their_code(
     stub: StubServer,

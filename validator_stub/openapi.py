@@ -19,7 +19,13 @@ from bettensor_core.protocol import (
     Error,
     Snapshot,
 )
-from validator_stub.web import CONTROL_BODIES, HTTP_BODIES, ControlResult
+from validator_stub.web import (
+    CONTROL_BODIES,
+    HTTP_BODIES,
+    MAX_SESSION_CHARS,
+    SESSION_HEADER,
+    ControlResult,
+)
 
 REF = "#/components/schemas/{name}"
 
@@ -79,10 +85,19 @@ def build_openapi(server_url: str | None = None) -> dict[str, Any]:
         "/v1/events": "Long-poll: events after after_seq, or a snapshot.",
         "/v1/heartbeat": "Heartbeat over HTTP; answered with ack=true.",
     }
+    session = {
+        "name": SESSION_HEADER,
+        "in": "header",
+        "required": False,
+        "description": "the client's name for its session, a hint only: a "
+        "long-poll is not woken for confirmations answered to its own session",
+        "schema": {"type": "string", "maxLength": MAX_SESSION_CHARS},
+    }
     for path, (requests, answers) in HTTP_BODIES.items():
         paths[path] = {
             "post": {
                 "summary": summaries[path],
+                "parameters": [session],
                 "requestBody": {
                     "required": True,
                     "content": _json(_envelope(requests)),

@@ -77,6 +77,12 @@ CLOSE_TRY_AGAIN = 1013
 
 ENVELOPE_MEDIA = "application/json"
 
+# An HTTP client's own name for its session, sent on every request. It only
+# spares the client's long-poll a wake-up for confirmations it has just been
+# answered with; it is not signed because it grants nothing.
+SESSION_HEADER = "x-bettensor-session"
+MAX_SESSION_CHARS = 64
+
 _T = TypeVar("_T")
 
 
@@ -188,6 +194,16 @@ class Connection:
             self._writer.cancel()
 
 
+class _Poll:
+    """One held long-poll: the HTTP session it belongs to, and its wake-up."""
+
+    __slots__ = ("session", "woken")
+
+    def __init__(self, session: str | None):
+        self.session = session
+        self.woken = asyncio.Event()
+
+
 @dataclass(slots=True)
 class Controls:
     """Run-time switches the test controls flip."""
@@ -221,7 +237,8 @@ class Hub:
         self.started_at = time.monotonic()
         self.on_game_change = on_game_change
         self.stopping = False
-        self._changed = asyncio.Event()
+        # Held long-polls by miner: each is woken only by events for it.
+        self._polls: dict[str, set[_Poll]] = {}
         validator.publish = self.publish
 
     # Signing.
@@ -269,15 +286,43 @@ class Hub:
             frame = self.sign(Events(events=run, head=run[-1].seq))
             for conn in list(targets):
                 conn.push(frame)
-        self.wake()
+        self._wake_polls(batch)
+
+    def _wake_polls(self, batch: list[LoggedEvent]) -> None:
+        """Wake the long-polls these events concern.
+
+        An event for every miner wakes every poll. A confirmation answered to
+        an HTTP session does not wake that session's own poll: the session has
+        it already, and the event rides along with its next answer instead.
+        """
+        if any(e.miner is None for e in batch):
+            self.wake()
+            return
+        for logged in batch:
+            for poll in self._polls.get(logged.miner or "", ()):
+                if poll.session is None or poll.session != logged.answered:
+                    poll.woken.set()
 
     def wake(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
+        """Wake every held long-poll (a push for all, a drop, a stop)."""
+        for polls in self._polls.values():
+            for poll in polls:
+                poll.woken.set()
 
-    async def wait_change(self, timeout: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), timeout)
+    async def wait_change(
+        self, miner: str, session: str | None, timeout: float
+    ) -> None:
+        """Hold a long-poll of ``miner`` until an event concerns it, or ``timeout``."""
+        poll = _Poll(session)
+        polls = self._polls.setdefault(miner, set())
+        polls.add(poll)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(poll.woken.wait(), timeout)
+        finally:
+            polls.discard(poll)
+            if not polls and self._polls.get(miner) is polls:
+                del self._polls[miner]
 
     def resume_answer(self, miner: str, after_seq: int | None) -> list[Body]:
         """What a miner resuming after ``after_seq`` gets: events or a snapshot."""
@@ -339,7 +384,8 @@ class Hub:
     def predictions(self, miner: str, body: Body, answered: str | None = None) -> Body:
         """Confirm a prediction or a batch of them (answer after `durable`).
 
-        ``answered`` is the WebSocket session the answer goes to (HTTP: none).
+        ``answered`` is the session the answer goes to: a WebSocket's id, or
+        the HTTP client's `SESSION_HEADER` (none when it sends no header).
         """
         submit = self.validator.submit
         if isinstance(body, Prediction):
@@ -548,6 +594,14 @@ async def _read_body(hub: Hub, request: Request) -> bytes:
     return bytes(body)
 
 
+def _http_session(request: Request) -> str | None:
+    """The client's session name, namespaced apart from WebSocket session ids."""
+    name = request.headers.get(SESSION_HEADER)
+    if not name or len(name) > MAX_SESSION_CHARS:
+        return None
+    return "http:" + name
+
+
 async def _signed_request(hub: Hub, request: Request, types: set[str]) -> Signed:
     """Read, verify and check one enveloped request; raise `ProtocolError`."""
     await hub.delay()
@@ -569,7 +623,7 @@ async def post_predictions(request: Request) -> Response:
         msg = await _signed_request(hub, request, {"prediction", "prediction_batch"})
     except ProtocolError as exc:
         return _refusal(hub, exc)
-    answer = hub.predictions(msg.sender, msg.body)
+    answer = hub.predictions(msg.sender, msg.body, _http_session(request))
     await hub.validator.durable()
     return _envelope(hub, answer)
 
@@ -593,7 +647,7 @@ async def post_events(request: Request) -> Response:
         quiet = isinstance(answer, Events) and not answer.events
         if not quiet or remaining <= 0 or hub.stopping or hub.drop_count != drops:
             break
-        await hub.wait_change(remaining)
+        await hub.wait_change(msg.sender, _http_session(request), remaining)
     await hub.validator.durable()
     return _envelope(hub, answer)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 
 import httpx
 from httpx_aiohttp import AiohttpTransport
@@ -43,6 +44,8 @@ HOLD_MARGIN = 5.0
 # prediction paid for a new connection. The stub keeps connections for 75 s;
 # closing ours first means we never reuse one the server is closing.
 KEEPALIVE_EXPIRY = 60.0
+# The header naming a session to the validator (docs/protocol.md).
+SESSION_HEADER = "x-bettensor-session"
 
 
 def make_http_client(base_url: str, *, aiohttp: bool = True) -> httpx.AsyncClient:
@@ -84,6 +87,10 @@ class HttpTransport(Transport):
         self._client = client
         self._signer = signer
         self._closed = False
+        # Names this session to the validator, which then does not wake our
+        # long-poll just to repeat the confirmations our POSTs were answered
+        # with (they come with the next events instead).
+        self._headers = {SESSION_HEADER: uuid.uuid4().hex}
 
     async def open(self, hello: Hello, *, timeout: float) -> Signed:
         """Check the validator answers: a heartbeat telling it our interval."""
@@ -101,7 +108,9 @@ class HttpTransport(Transport):
         # httpx's timeout bounds each phase; asyncio's bounds the whole request.
         with mapped_errors(f"POST {path}"):
             async with asyncio.timeout(timeout + 1.0):
-                response = await self._client.post(path, content=data, timeout=timeout)
+                response = await self._client.post(
+                    path, content=data, headers=self._headers, timeout=timeout
+                )
                 content = response.content
         log.debug(
             "http recv %d from %s (%d bytes)", response.status_code, path, len(content)
