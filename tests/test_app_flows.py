@@ -130,6 +130,17 @@ async def type_wager(pilot: Pilot[Any], value: str) -> None:
     await pilot.pause()
 
 
+def assert_status_line_at_bottom(app: MinerApp) -> None:
+    """The status line sits just above the footer, at the foot of the screen."""
+    line = app.screen.query_one(StatusLine)
+    assert line.region.y == app.size.height - 2, line.region
+
+
+def columns_width(rows: DataTable[Any]) -> int:
+    """How wide a table's columns are, padding included."""
+    return sum(column.get_render_width(rows) for column in rows.columns.values())
+
+
 def sent_count(stub: StubServer) -> int:
     stats = stub.stats()
     return int(stats["accepted"]) + int(stats["rejected"])
@@ -322,14 +333,20 @@ async def test_badge_shows_the_switch_to_http(make_app: Any, stub: StubServer) -
     """When the validator refuses WebSocket and drops links, the badge says HTTP."""
     async with make_app().run_test(size=(120, 40)) as pilot:
         app = await ready(pilot)
+        await pilot.press("v")
+        rows = app.screen.query_one("#links", DataTable)
+        await until(pilot, lambda: "websocket" in str(rows.get_row_at(0)))
+
         stub.set_websocket_enabled(False)
         stub.drop_connections()
         await until(pilot, lambda: "HTTP" in app.screen.query_one(StatusLine).plain)
+        await until(pilot, lambda: "http" in str(rows.get_row_at(0)))
 
-        await pilot.press("v")
-        rows = app.screen.query_one("#links", DataTable)
-        await until(pilot, lambda: rows.row_count == 1)
-        assert "http" in str(rows.get_row_at(0))
+        # Every column fits at 120 columns; the reason is spelled out below.
+        await pilot.pause()
+        assert columns_width(rows) <= rows.size.width
+        assert "last fallback to HTTP: websocket" in text(app, "#note")
+        assert_status_line_at_bottom(app)
 
 
 async def test_settlement_and_kickoff_are_announced(

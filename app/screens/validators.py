@@ -33,7 +33,6 @@ WIDE_COLUMNS = (
     "RTT",
     "Last seq",
     "Reconnects",
-    "Fallback reason",
     "Power",
 )
 
@@ -90,14 +89,14 @@ class ValidatorsScreen(Screen[None]):
             cells = _cells(link)
             table.add_row(*(cells[name] for name in columns))
 
-        # Fallback reasons are long: below the table unless there is room.
+        # Fallback reasons are long sentences: below the table, where they can
+        # wrap, so that no column is pushed off the screen.
         lines = [f"Power state: {self.miner.power.state.value}"]
-        if columns is not WIDE_COLUMNS:
-            lines += [
-                f"{link.name}: {link.fallback_reason}"
-                for link in links
-                if link.fallback_reason
-            ]
+        lines += [
+            f"{link.name}, last fallback to HTTP: {link.fallback_reason}"
+            for link in links
+            if link.fallback_reason
+        ]
         self.query_one("#note", Static).update("\n".join(lines))
 
 
@@ -110,6 +109,5 @@ def _cells(link: LinkStatus) -> dict[str, str | Text]:
         "RTT": "-" if link.rtt_ms is None else f"{link.rtt_ms:.1f} ms",
         "Last seq": "-" if link.last_seq is None else str(link.last_seq),
         "Reconnects": str(link.reconnects),
-        "Fallback reason": link.fallback_reason or "",
         "Power": link.power_state,
     }
