@@ -12,8 +12,10 @@ original confirmation and counts it once.
 from __future__ import annotations
 
 import math
+import operator
 import uuid
 from collections.abc import Sequence
+from typing import SupportsIndex
 
 import msgspec
 
@@ -65,15 +67,22 @@ def new_prediction(
     if abs(value - wager) > 1e-9:
         raise WagerError("Use at most two decimals (for example 12.50).")
 
+    # True == 1 and 1.0 == 1 would pass a set test, but stored as they are
+    # they no longer decode as a prediction and stop the whole outbox.
     allowed = {OUTCOME_TEAM_A, OUTCOME_TEAM_B} | (
         {OUTCOME_TIE} if game.can_tie else set()
     )
+    if isinstance(outcome, bool) or not isinstance(outcome, SupportsIndex):
+        raise WagerError(f"Outcome {outcome!r} is not possible for this game.")
+    outcome = operator.index(outcome)
     if outcome not in allowed:
         raise WagerError(f"Outcome {outcome} is not possible for this game.")
-    if confidence is not None and not (
-        math.isfinite(confidence) and 0.0 <= confidence <= 1.0
-    ):
-        raise WagerError("The confidence score must be between 0 and 1.")
+    if confidence is not None:
+        if isinstance(confidence, bool) or not isinstance(confidence, int | float):
+            raise WagerError("The confidence score must be a number from 0 to 1.")
+        if not (math.isfinite(confidence) and 0.0 <= confidence <= 1.0):
+            raise WagerError("The confidence score must be between 0 and 1.")
+        confidence = float(confidence)
 
     return Prediction(
         prediction_id=uuid.uuid4().hex,

@@ -131,6 +131,30 @@ async def test_bad_wagers_are_refused_before_anything_is_stored(
         assert len(client.predictions()) == 1
 
 
+async def test_outcomes_and_confidences_of_the_wrong_type_are_refused(
+    stub: StubServer, tmp_path: Path
+) -> None:
+    """True, 1.0 or "1" as an outcome, or a bool or text confidence, raise
+    WagerError and store nothing, so the outbox keeps sending what follows."""
+    async with make_client(stub.url, stub.ss58, tmp_path / "m.sqlite3") as client:
+        await until(lambda: bool(client.games))
+        game = open_game(client).game_id
+        for outcome in (True, 1.0, "1", None):
+            with pytest.raises(WagerError, match="is not possible"):
+                await client.submit(game, outcome, 1.0)  # type: ignore[arg-type]
+        for confidence in (True, "0.5"):
+            bad: float = confidence  # type: ignore[assignment]
+            with pytest.raises(WagerError, match="confidence"):
+                await client.submit(game, 0, 1.0, confidence=bad)
+        assert client.predictions() == []
+
+        record = await client.submit(game, 1, 2.0, confidence=1)
+        assert record.prediction.outcome == 1
+        assert type(record.prediction.confidence) is float
+        answer = await client.confirmations(record.prediction.prediction_id, timeout=5)
+        assert answer["stub"].accepted
+
+
 async def test_rejections_come_back_with_their_reason(
     stub: StubServer, tmp_path: Path
 ) -> None:
