@@ -141,6 +141,16 @@ def columns_width(rows: DataTable[Any]) -> int:
     return sum(column.get_render_width(rows) for column in rows.columns.values())
 
 
+def shown_columns(rows: DataTable[Any]) -> set[str]:
+    """The labels of the columns that end inside the table's width."""
+    shown, right = set(), 0
+    for column in rows.columns.values():
+        right += column.get_render_width(rows)
+        if right <= rows.size.width:
+            shown.add(str(column.label))
+    return shown
+
+
 def sent_count(stub: StubServer) -> int:
     stats = stub.stats()
     return int(stats["accepted"]) + int(stats["rejected"])
@@ -298,6 +308,10 @@ async def test_rejection_is_shown_with_its_reason(
         assert "accepted" not in str(rows.get_row_at(0)).replace("rejected", "")
         assert "already started" in text(app, "#detail")
         assert "budget 1,000.00 left" in app.screen.query_one(StatusLine).plain
+
+        # The long reason does not push the other columns off the screen.
+        shown = shown_columns(rows)
+        assert {"Fate", "Answered in", "Result"} <= shown, shown
 
 
 async def test_moved_odds_need_the_miners_yes(make_app: Any, stub: StubServer) -> None:

@@ -208,15 +208,17 @@ class PredictionsScreen(Screen[None]):
 
 NARROW_COLUMNS = ("Pick", "Wager", "Fate")
 MEDIUM_COLUMNS = ("Game", "Pick", "Wager", "Fate", "Result")
+# The path holds the validators' reasons, which can be long: it comes last, so
+# that it never pushes the other columns off the screen.
 WIDE_COLUMNS = (
     "Placed",
     "Game",
     "Pick",
     "Wager",
     "Fate",
-    "Path",
     "Answered in",
     "Result",
+    "Path",
 )
 
 
