@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from validator_stub.__main__ import parse_args
+from validator_stub.__main__ import main, parse_args
 
 
 @pytest.mark.parametrize(
@@ -74,3 +74,14 @@ def test_busy_port_is_named_with_what_to_do():
         "free one"
     )
     assert "Traceback" not in done.stderr
+
+
+def test_missing_wallet_hotkey_is_one_sentence_naming_the_file(tmp_path):
+    """--wallet.* naming no hotkey file stops the stub with the miner's wording."""
+    with pytest.raises(SystemExit) as stopped:
+        main(["--wallet.path", str(tmp_path), "--wallet.name", "nobody"])
+    assert stopped.value.code == (
+        "cannot load the stub's hotkey: No hotkey file at "
+        f"{tmp_path}/nobody/hotkeys/default. Check the wallet path, wallet name "
+        "and hotkey name (btcli wallet list shows them)."
+    )

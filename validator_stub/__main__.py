@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import getpass
 import logging
 import math
 import signal
@@ -17,6 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from bettensor_core.codec import DEFAULT_MAX_MESSAGE_BYTES, Signer
+from bettensor_core.identity import load_signer
 from validator_stub.config import (
     DEFAULT_HOST,
     DEFAULT_HOTKEY_URI,
@@ -136,20 +138,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def make_signer(args: argparse.Namespace) -> Signer:
-    """The stub's hotkey: a wallet's when a wallet is named, else the dev URI."""
-    if args.wallet_name or args.wallet_hotkey or args.wallet_path:
-        from bittensor_wallet import Wallet
+    """The stub's hotkey: a wallet's when a wallet is named, else the dev URI.
 
-        kwargs = {
-            key: value
-            for key, value in (
-                ("name", args.wallet_name),
-                ("hotkey", args.wallet_hotkey),
-                ("path", args.wallet_path),
-            )
-            if value
-        }
-        return Signer(Wallet(**kwargs).hotkey)
+    The wallet is read as the miner reads its own (`load_signer`): btcli's
+    defaults for what is not given, a password prompt for an encrypted
+    hotkey, and one sentence naming the file when it cannot be used.
+    """
+    if args.wallet_name or args.wallet_hotkey or args.wallet_path:
+        return load_signer(
+            args.wallet_path or "~/.bittensor/wallets",
+            args.wallet_name or "default",
+            args.wallet_hotkey or "default",
+            ask_password=lambda: getpass.getpass("stub hotkey password: "),
+        )
     return Signer.from_uri(args.hotkey_uri)
 
 
