@@ -451,6 +451,9 @@ async def test_settings_are_checked_and_saved(make_app: Any, tmp_path: Path) -> 
         app = await ready(pilot)
         await pilot.press("s")
         await until(pilot, lambda: app.screen.query("#idle_after"))
+        # Nothing was saved yet, and the screen does not pretend it was.
+        assert "Saved" not in text(app, "#where")
+        assert "not written yet" in text(app, "#where")
         field = app.screen.query_one("#idle_after", Input)
         field.value = "abc"
         await pilot.press("ctrl+s")
@@ -463,6 +466,7 @@ async def test_settings_are_checked_and_saved(make_app: Any, tmp_path: Path) -> 
         await pilot.pause()
         saved = (tmp_path / "miner.toml").read_text()
         assert "idle_after = 120" in saved and "heartbeat_interval = 50" in saved
+        assert "not written yet" not in text(app, "#where")
         assert app.power.idle_after == 120
         assert app.power.profiles[PowerState.IDLE].heartbeat_interval == 50
 

@@ -135,8 +135,14 @@ class SettingsScreen(Screen[None]):
                 values[f"{state.value}-{knob}"] = f"{getattr(profile, knob):g}"
         for key, value in values.items():
             self.query_one(f"#{key}", Input).value = value
-        self.query_one("#where", Static).update(f"Saved to {self._path()}")
+        self._show_where()
         self.query_one("#settings-error", Static).update("")
+
+    def _show_where(self) -> None:
+        # Say where ctrl+s writes, and whether the file exists yet.
+        path = self._path()
+        note = "" if path.exists() else "  (not written yet; ctrl+s saves)"
+        self.query_one("#where", Static).update(f"Config file: {path}{note}")
 
     def _flags(self) -> dict[str, object]:
         flags: dict[str, object] = {}
@@ -181,6 +187,7 @@ class SettingsScreen(Screen[None]):
             profiles=config.power_profiles, idle_after=config.idle_after
         )
         error.update("")
+        self._show_where()
         self.notify(
             f"Saved to {path}. Wallet and validator changes apply on the next start.",
             title="Settings",
