@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets._footer import FooterKey
 
 from app.format import Fate, fate
 from app.miner import MinerApp
@@ -149,6 +150,14 @@ def shown_columns(rows: DataTable[Any]) -> set[str]:
         if right <= rows.size.width:
             shown.add(str(column.label))
     return shown
+
+
+def footer_keys(screen: Any) -> list[tuple[str, str]]:
+    """The keys a screen's footer shows, with their descriptions."""
+    return [
+        (key.key_display, key.description)
+        for key in screen.query_one(Footer).query(FooterKey)
+    ]
 
 
 def sent_count(stub: StubServer) -> int:
@@ -438,8 +447,12 @@ async def test_narrow_screen_predict_dialog_is_full_screen(
         await pilot.pause()
         box = dialog.query_one("#dialog")
         assert box.region.width == 40
+        assert ("⏎", "Choose") in footer_keys(dialog)
         await pilot.press("1")
         await type_wager(pilot, "5")
+
+        # There is no Submit button here: the footer says what Enter does.
+        await until(pilot, lambda: ("⏎", "Submit") in footer_keys(dialog))
         await pilot.press("enter")
         await until(pilot, lambda: not isinstance(app.screen, PredictDialog))
         assert len(app.session.client.predictions()) == 1

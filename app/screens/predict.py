@@ -38,6 +38,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("app.predict")
 
 
+class OutcomeList(OptionList):
+    """The outcomes; unlike a plain option list, the footer shows what Enter does."""
+
+    BINDINGS = [Binding("enter", "select", "Choose", id="predict.choose")]
+
+
+class WagerInput(Input):
+    """The wager field; the footer shows that Enter submits (no button on phones)."""
+
+    BINDINGS = [Binding("enter", "submit", "Submit", id="predict.submit")]
+
+
 class PredictDialog(ModalScreen[str | None]):
     """Place one prediction on one game; dismisses with its id, or None."""
 
@@ -67,11 +79,11 @@ class PredictDialog(ModalScreen[str | None]):
         with Vertical(id="dialog"):
             yield Static("", id="title")
             yield Static("", id="when")
-            yield OptionList(id="outcomes")
+            yield OutcomeList(id="outcomes")
             yield Static("", id="moved")
             with Horizontal(id="wager-row"):
                 yield Label("Wager", id="wager-label")
-                yield Input(placeholder="e.g. 25.00", id="wager")
+                yield WagerInput(placeholder="e.g. 25.00", id="wager")
             yield Static("", id="error")
             yield Static("", id="payout")
             with Horizontal(id="buttons"):
