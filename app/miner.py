@@ -53,6 +53,10 @@ _INPUT_EVENTS = (
     events.MouseScrollUp,
 )
 
+# The five screen keys share one footer slot ("gpdvs Screens"), so that
+# "? Keys" and "q Quit" still fit on an 80-column footer.
+SCREEN_KEYS = Binding.Group("Screens", compact=True)
+
 
 @dataclass
 class Changes:
@@ -105,11 +109,35 @@ class MinerApp(App[None]):
     }
     DEFAULT_MODE = "games"
     BINDINGS = [
-        Binding("g", "switch_mode('games')", "Games", id="go.games"),
-        Binding("p", "switch_mode('predictions')", "Predictions", id="go.predictions"),
-        Binding("d", "switch_mode('dashboard')", "Dashboard", id="go.dashboard"),
-        Binding("v", "switch_mode('validators')", "Validators", id="go.validators"),
-        Binding("s", "switch_mode('settings')", "Settings", id="go.settings"),
+        Binding("g", "switch_mode('games')", "Games", id="go.games", group=SCREEN_KEYS),
+        Binding(
+            "p",
+            "switch_mode('predictions')",
+            "Predictions",
+            id="go.predictions",
+            group=SCREEN_KEYS,
+        ),
+        Binding(
+            "d",
+            "switch_mode('dashboard')",
+            "Dashboard",
+            id="go.dashboard",
+            group=SCREEN_KEYS,
+        ),
+        Binding(
+            "v",
+            "switch_mode('validators')",
+            "Validators",
+            id="go.validators",
+            group=SCREEN_KEYS,
+        ),
+        Binding(
+            "s",
+            "switch_mode('settings')",
+            "Settings",
+            id="go.settings",
+            group=SCREEN_KEYS,
+        ),
         Binding("question_mark", "toggle_help", "Keys", id="app.help"),
         Binding("q", "quit", "Quit", id="app.quit"),
     ]

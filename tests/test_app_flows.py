@@ -458,6 +458,31 @@ async def test_narrow_screen_predict_dialog_is_full_screen(
         assert len(app.session.client.predictions()) == 1
 
 
+async def test_footer_shows_help_and_quit_at_80_columns(make_app: Any) -> None:
+    """On an SSH-sized terminal every screen's footer shows "? Keys" and "q Quit"."""
+    async with make_app().run_test(size=(80, 24)) as pilot:
+        app = await ready(pilot)
+        for key in "gpdvs":
+            await pilot.press(key)
+            await pilot.pause(0.2)
+            footer = app.screen.query_one(Footer)
+            # The palette key docks on the right, over whatever lies under it.
+            edge = min(
+                [80]
+                + [
+                    k.region.x
+                    for k in footer.query(FooterKey)
+                    if k.has_class("-command-palette") and k.display
+                ]
+            )
+            shown = {
+                k.key_display
+                for k in footer.query(FooterKey)
+                if k.display and k.region.width and k.region.right <= edge
+            }
+            assert {"?", "q"} <= shown, (key, shown)
+
+
 async def test_settings_are_checked_and_saved(make_app: Any, tmp_path: Path) -> None:
     """A bad setting is refused with its reason; a good one is written to the file."""
     async with make_app().run_test(size=(120, 40)) as pilot:

@@ -50,7 +50,7 @@ class DashboardScreen(Screen[None]):
             yield Sparkline([0.0], id="pnl")
             yield Static("", id="pnl-range")
         yield StatusLine()
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.refresh_all()

@@ -74,7 +74,7 @@ class GamesScreen(Screen[None]):
         yield Input(placeholder="search teams, league, sport", id="search")
         yield GameTable(id="games", clock=self.miner.clock)
         yield StatusLine()
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#search", Input).display = False

@@ -89,7 +89,7 @@ class PredictDialog(ModalScreen[str | None]):
             with Horizontal(id="buttons"):
                 yield Button("Submit", variant="primary", id="submit")
                 yield Button("Cancel", id="cancel")
-            yield Footer()
+            yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.miner.apply_cursor_blink(self)

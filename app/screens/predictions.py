@@ -76,7 +76,7 @@ class PredictionsScreen(Screen[None]):
         yield table
         yield Static("", id="detail")
         yield StatusLine()
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#search", Input).display = False

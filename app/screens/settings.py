@@ -90,7 +90,7 @@ class SettingsScreen(Screen[None]):
                 yield Button("Save", variant="primary", id="save")
                 yield Button("Revert", id="revert")
         yield StatusLine()
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.miner.apply_cursor_blink(self)

@@ -56,7 +56,7 @@ class ValidatorsScreen(Screen[None]):
         yield table
         yield Static("", id="note")
         yield StatusLine()
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.refresh_all()
