@@ -192,14 +192,9 @@ class MinerApp(App[None]):
         self.session = session
         session.client.set_power_state(self.power.state)
         self._seed_memory()
+        # The demo says so in the Games screen's banner, not in a toast over
+        # the first games and the status line.
         self._mark(Changes.everything())
-        if session.demo:
-            self.notify(
-                "Local demo validator with demo games and a development hotkey. "
-                "Use --validator URL or the config file for a real validator.",
-                title="Demo mode",
-                timeout=8,
-            )
         await self._follow(session)
 
     async def _follow(self, session: Session) -> None:

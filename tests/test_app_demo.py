@@ -50,6 +50,9 @@ async def test_first_run_shows_demo_games_and_banner(tmp_path: Path) -> None:
         url = app.session.demo_url
         assert url is not None and url.startswith("http://127.0.0.1:")
 
+        # The banner says it is a demo; no toast repeats it over the games.
+        assert not [n for n in app._notifications if n.title == "Demo mode"]
+
         await pilot.press("b")
         assert not app.screen.query_one("#banner").display
         await pilot.press("q")

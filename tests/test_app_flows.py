@@ -17,6 +17,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Footer, Input, Static
 from textual.widgets._footer import FooterKey
+from textual.widgets._toast import Toast
 
 from app.format import Fate, fate
 from app.miner import MinerApp
@@ -440,7 +441,7 @@ async def test_narrow_screen_predict_dialog_is_full_screen(
     make_app: Any, stub: StubServer
 ) -> None:
     """On a 40-column phone the dialog takes the whole screen and still works."""
-    async with make_app().run_test(size=(40, 20)) as pilot:
+    async with make_app().run_test(size=(40, 20), notifications=True) as pilot:
         app = await ready(pilot)
         game = open_games(stub)[0]
         dialog = await open_dialog(pilot, game.game_id)
@@ -456,6 +457,13 @@ async def test_narrow_screen_predict_dialog_is_full_screen(
         await pilot.press("enter")
         await until(pilot, lambda: not isinstance(app.screen, PredictDialog))
         assert len(app.session.client.predictions()) == 1
+
+        # Its toasts stack above the status line: the badge stays in view.
+        await until(pilot, lambda: app.screen.query(Toast))
+        await pilot.pause(0.2)
+        line = app.screen.query_one(StatusLine).region
+        for toast in app.screen.query(Toast):
+            assert toast.region.bottom <= line.y, (toast.region, line)
 
 
 async def test_footer_shows_help_and_quit_at_80_columns(make_app: Any) -> None:
