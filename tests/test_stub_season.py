@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 
@@ -163,8 +164,15 @@ async def test_slow_miner_is_dropped_not_waited_for(
     slow = await ws_miner(miner_signer)
     fast = await ws_miner(other_signer)
     conn = next(c for c in stub.hub.connections if c.miner == miner_signer.ss58)
-    for _ in range(stub.hub.limits.send_queue_frames + 10):
-        conn.push(b"{}")
+    # The slow miner reads nothing: once the sockets' buffers are full, pushes
+    # wait in its queue until that overflows too. (Random text, because the
+    # connection compresses.)
+    frame = os.urandom(32768).hex().encode()
+    for _ in range(stub.hub.limits.send_queue_frames + 1000):
+        conn.push(frame)
+        if conn.close_reason is not None:
+            break
+    assert conn.close_reason == "send queue full; reconnect and resume"
     with pytest.raises(ConnectionClosed) as closed:
         while True:
             await asyncio.wait_for(slow.ws.recv(), 5)
@@ -172,6 +180,23 @@ async def test_slow_miner_is_dropped_not_waited_for(
     game = stub.games()[0]
     event = await stub.push_odds(game.game_id, 1.4, 4.0, game.odds_tie)
     assert (await fast.recv()).body.events[0].seq == event.seq
+
+
+async def test_a_backed_up_miner_gets_its_pushes_in_order(
+    stub: StubServer, ws_miner, miner_signer
+):
+    """Pushes sent at once, one left waiting on the socket, then queued: in order."""
+    miner = await ws_miner(miner_signer)
+    conn = next(c for c in stub.hub.connections if c.miner == miner_signer.ss58)
+    filler = os.urandom(32768).hex()
+    count = 600  # about 40 MB before compression: more than the buffers hold
+    for i in range(count):
+        conn.push(f"{i:05d}{filler}".encode())
+    assert conn.close_reason is None
+    received = [
+        int((await asyncio.wait_for(miner.ws.recv(), 10))[:5]) for _ in range(count)
+    ]
+    assert received == list(range(count))
 
 
 def test_cli_flags_make_the_config():

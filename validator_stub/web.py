@@ -5,22 +5,25 @@ same checks run on both transports, in the same order: size, rate, signature
 and type, sender, freshness and nonce; refused input gets an `Error` (an
 error frame, or a 4xx with a signed error body) and changes nothing.
 
-Each WebSocket has its own bounded send queue drained by its own writer task,
-so a push is put on every queue at once and one slow miner never holds up the
-others; a miner whose queue overflows is disconnected and resumes later.
+Each WebSocket has its own bounded send queue drained by its own writer task.
+A push to a miner with nothing queued goes straight to its socket (one pass
+over all miners, as a bare broadcast would); a miner whose socket is backed
+up gets the push queued instead, so one slow miner never holds up the others,
+and a miner whose queue overflows is disconnected and resumes later.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 from starlette.applications import Starlette
@@ -96,6 +99,38 @@ class _Close:
         self.reason = reason
 
 
+async def _resume(started: Coroutine[Any, Any, None], waiting_on: object) -> None:
+    """Finish a coroutine that was stepped once by hand and is now waiting.
+
+    `Connection._send_now` runs a socket send up to its first wait without a
+    task (usually the send completes in that one step); when it does have to
+    wait, this task takes the coroutine over where it stopped.
+    """
+    await _Continue(started, waiting_on)
+
+
+class _Continue:
+    """The awaitable behind `_resume`: hands each wait of the coroutine to the task."""
+
+    def __init__(self, started: Coroutine[Any, Any, None], waiting_on: object):
+        self._started = started
+        self._waiting_on = waiting_on
+
+    def __await__(self) -> Generator[Any, None, None]:
+        waiting_on = self._waiting_on
+        while True:
+            try:
+                yield waiting_on
+            except BaseException as exc:
+                step = functools.partial(self._started.throw, exc)
+            else:
+                step = functools.partial(self._started.send, None)
+            try:
+                waiting_on = step()
+            except StopIteration:
+                return
+
+
 class Connection:
     """One miner's WebSocket: its identity, send queue and writer task."""
 
@@ -116,6 +151,12 @@ class Connection:
         )
         self._closing = False
         self.close_reason: str | None = None
+        # True while the writer waits on an empty queue: a push may then go
+        # out at once (`push`), with no task to wake.
+        self._parked = False
+        # A push sent at once that had to wait for the socket; the writer
+        # lets it finish before it sends anything else.
+        self._in_flight: asyncio.Task[None] | None = None
         self._writer = asyncio.create_task(self._write())
 
     @property
@@ -128,7 +169,14 @@ class Connection:
     async def _write(self) -> None:
         try:
             while True:
-                item = await self._queue.get()
+                self._parked = True
+                try:
+                    item = await self._queue.get()
+                finally:
+                    self._parked = False
+                if self._in_flight is not None:
+                    await self._in_flight
+                    self._in_flight = None
                 if isinstance(item, _Close):
                     await self.ws.close(item.code, item.reason)
                     return
@@ -145,6 +193,8 @@ class Connection:
         finally:
             # Nothing more goes out: unblock a handler waiting for queue room.
             self._closing = True
+            if self._in_flight is not None:
+                self._in_flight.cancel()
             while not self._queue.empty():
                 self._queue.get_nowait()
 
@@ -159,14 +209,43 @@ class Connection:
             self._queue.put_nowait(frame)
 
     def push(self, frame: bytes) -> None:
-        """Queue a push without waiting; a miner too slow to take it is dropped."""
+        """Send a push now, or queue it; a miner too slow to take it is dropped.
+
+        Pushes are committed before they are published, so when nothing is
+        queued ahead of it the frame goes straight to the socket: a push to
+        many miners then costs one pass over them, not a task wake-up each.
+        """
         if self._closing:
+            return
+        if self._parked and self._in_flight is None and self._queue.empty():
+            self._send_now(frame)
             return
         try:
             self._queue.put_nowait(frame)
         except asyncio.QueueFull:
             log.info("miner %s too slow, closing its websocket", self.miner)
             self.close(CLOSE_TRY_AGAIN, "send queue full; reconnect and resume")
+
+    def _send_now(self, frame: bytes) -> None:
+        """Start sending ``frame``; what cannot finish at once goes on in a task."""
+        sending = self.ws.send_text(frame.decode())
+        try:
+            waiting_on = sending.send(None)
+        except StopIteration:
+            return
+        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+            log.debug("push to %s failed: %s", self.session_id, exc)
+            self._closing = True
+            self._writer.cancel()
+            return
+        self._in_flight = asyncio.ensure_future(_resume(sending, waiting_on))
+        self._in_flight.add_done_callback(self._sent_late)
+
+    def _sent_late(self, task: asyncio.Task[None]) -> None:
+        # The writer awaits this task unless it has stopped; then a failure
+        # (the miner went away) is only worth a debug line.
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("push to %s failed: %s", self.session_id, task.exception())
 
     def close(self, code: int, reason: str) -> None:
         """Close after the frames already queued (now, if the queue is full)."""
