@@ -178,6 +178,16 @@ async def test_a_sessions_own_confirmation_rides_with_its_next_answer(
         ]
 
 
+async def test_plain_get_of_the_websocket_path_says_what_it_is(
+    http: httpx.AsyncClient,
+):
+    """GET /ws without an upgrade answers 426 with a sentence, not a bare 404."""
+    response = await http.get("/ws")
+    assert response.status_code == 426
+    assert response.headers["upgrade"] == "websocket"
+    assert "WebSocket endpoint" in response.text
+
+
 async def test_http_heartbeat(post_signed, miner_signer, stub: StubServer):
     """POST /v1/heartbeat echoes n with ack=true, signed by the stub."""
     status, reply = await post_signed("/v1/heartbeat", Heartbeat(n=3), miner_signer)

@@ -41,6 +41,14 @@ async def test_hello_gets_welcome_and_snapshot(
     ]
 
 
+async def test_promised_rare_heartbeats_do_not_hold_a_socket_for_ever(
+    stub: StubServer, ws_miner, miner_signer
+):
+    """A hello promising a heartbeat every 1e9 s gets the stub's longest timeout."""
+    miner = await ws_miner(miner_signer, heartbeat_interval=1e9)
+    assert miner.welcome.idle_timeout == stub.hub.limits.max_idle_timeout == 600
+
+
 async def test_prediction_confirmed_and_pushed_to_the_miners_other_sessions(
     stub: StubServer, ws_miner, miner_signer, prediction_for
 ):

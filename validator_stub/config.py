@@ -25,8 +25,9 @@ class Limits:
     """What the stub tolerates before it answers with an error.
 
     ``rate`` and ``burst`` shape a token bucket per miner hotkey (messages per
-    second); ``idle_factor`` times the miner's declared heartbeat interval is
-    how long a silent WebSocket stays open.
+    second); ``idle_factor`` times the miner's declared heartbeat interval,
+    kept between ``min_idle_timeout`` and ``max_idle_timeout``, is how long a
+    silent WebSocket stays open.
     """
 
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
@@ -35,6 +36,7 @@ class Limits:
     burst: float = 400.0
     idle_factor: float = 2.5
     min_idle_timeout: float = 5.0
+    max_idle_timeout: float = 600.0
     hello_timeout: float = 10.0
     max_long_poll: float = 25.0
     event_log_age: float = 3600.0

@@ -165,6 +165,11 @@ def build_openapi(server_url: str | None = None) -> dict[str, Any]:
                     "description": "WebSocket refused on this validator; use HTTP",
                     "content": {"text/plain": {"schema": {"type": "string"}}},
                 },
+                "426": {
+                    "description": "a plain GET without an upgrade: use a "
+                    "WebSocket client, or the /v1/* endpoints",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                },
             },
         }
     }

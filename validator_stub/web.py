@@ -161,9 +161,11 @@ class Connection:
 
     @property
     def idle_timeout(self) -> float:
-        return max(
-            self._limits.min_idle_timeout,
-            self._limits.idle_factor * self.heartbeat_interval,
+        # A miner may not keep an idle socket open for ever by promising rare
+        # heartbeats; the welcome tells it the timeout it got.
+        wanted = self._limits.idle_factor * self.heartbeat_interval
+        return min(
+            self._limits.max_idle_timeout, max(self._limits.min_idle_timeout, wanted)
         )
 
     async def _write(self) -> None:
@@ -744,6 +746,16 @@ async def post_heartbeat(request: Request) -> Response:
     return _envelope(hub, Heartbeat(n=body.n, ack=True, interval=body.interval))
 
 
+async def get_ws_without_upgrade(request: Request) -> Response:
+    """``GET /ws`` as plain HTTP (curl, a browser): say what the path is for."""
+    return PlainTextResponse(
+        "/ws is the WebSocket endpoint: connect with a WebSocket client and send"
+        " a signed hello (docs/protocol.md); over plain HTTP use /v1/*.\n",
+        status_code=426,
+        headers={"Upgrade": "websocket", "Connection": "Upgrade"},
+    )
+
+
 async def get_games(request: Request) -> Response:
     hub: Hub = request.app.state.hub
     snapshot = hub.validator.snapshot(None)
@@ -939,6 +951,7 @@ def build_app(hub: Hub, openapi: Callable[[], dict[str, object]]) -> Starlette:
 
     routes = [
         WebSocketRoute("/ws", websocket_endpoint),
+        Route("/ws", get_ws_without_upgrade, methods=["GET"]),
         Route("/ws/health", get_health, methods=["GET"]),
         Route("/v1/predictions", post_predictions, methods=["POST"]),
         Route("/v1/events", post_events, methods=["POST"]),
