@@ -466,6 +466,28 @@ async def test_narrow_screen_predict_dialog_is_full_screen(
             assert toast.region.bottom <= line.y, (toast.region, line)
 
 
+async def test_offline_prediction_is_queued_not_sent(
+    make_app: Any, stub: StubServer
+) -> None:
+    """With the validator gone, the prediction waits in the outbox, said so."""
+    async with make_app().run_test(size=(80, 24)) as pilot:
+        app = await ready(pilot)
+        game = open_games(stub)[0]
+        await stub.stop()
+        await until(pilot, lambda: "OFFLINE" in app.screen.query_one(StatusLine).plain)
+
+        await open_dialog(pilot, game.game_id)
+        await pilot.press("1")
+        await type_wager(pilot, "10")
+        await pilot.press("enter")
+        await until(pilot, lambda: not isinstance(app.screen, PredictDialog))
+        record = app.session.client.predictions()[0]
+        assert fate(record) == Fate.QUEUED
+        toast = [n for n in app._notifications if n.title == "Prediction queued"]
+        assert toast and "outbox" in toast[0].message
+        assert "sent" not in toast[0].message
+
+
 async def test_footer_shows_help_and_quit_at_80_columns(make_app: Any) -> None:
     """On an SSH-sized terminal every screen's footer shows "? Keys" and "q Quit"."""
     async with make_app().run_test(size=(80, 24)) as pilot:

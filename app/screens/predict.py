@@ -321,7 +321,8 @@ class PredictDialog(ModalScreen[str | None]):
             self.sending = False
         pick = outcome_label(game, self.outcome)
         self.notify(
-            f"{pick} for {money(wager)} sent; waiting for the validator.",
+            # Stored, not necessarily sent: the validator may be unreachable.
+            f"{pick} for {money(wager)} is in the outbox; waiting for the validator.",
             title="Prediction queued",
         )
         self.dismiss(record.prediction.prediction_id)
