@@ -412,6 +412,32 @@ async def test_settlement_and_kickoff_are_announced(
         assert "+" in text(app, "#roi")
 
 
+@pytest.mark.parametrize("size", [(120, 40), (80, 24), (40, 20)])
+async def test_dashboard_numbers_fit_at_every_size(
+    make_app: Any, stub: StubServer, size: tuple[int, int]
+) -> None:
+    """No dashboard number is cut off, and the chart's figures stay on screen."""
+    async with make_app().run_test(size=size) as pilot:
+        app = await ready(pilot)
+        client = app.session.client
+        game = open_games(stub)[0]
+        await client.submit(game.game_id, 0, 20)
+        await until(pilot, lambda: fate(client.predictions()[0]) == Fate.ACCEPTED)
+        await stub.kickoff(game.game_id)
+        await stub.settle(game.game_id, 0)
+        await until(pilot, lambda: fate(client.predictions()[0]) == Fate.WON)
+
+        await pilot.press("d")
+        await until(pilot, lambda: "+" in text(app, "#roi"))
+        await pilot.pause()
+        for cell in app.screen.query(".number"):
+            box = cell.content_region
+            needed = cell.get_content_height(box.size, app.size, box.width)
+            assert needed <= box.height, (cell.id, text(app, f"#{cell.id}"))
+        line = app.screen.query_one(StatusLine).region
+        assert app.screen.query_one("#pnl-range").region.bottom <= line.y
+
+
 async def test_idle_and_background_stop_the_cursor_blink(make_app: Any) -> None:
     """Idle and lost focus change the power state, the status line and the blink."""
     power = PowerPolicy(idle_after=0.4)

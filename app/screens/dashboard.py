@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 
 BAR_WIDTH = 30
 
+# The number cells, in reading order; each is a heading and one short value,
+# so that none is cut off by its two-line cell.
+NUMBERS = ("today", "wagered", "pending", "wins", "losses", "roi", "rejected")
+
 
 def budget_bar(left: float, width: int = BAR_WIDTH) -> str:
     """Today's budget as a text bar: filled for what is used, then what is left."""
@@ -44,7 +48,7 @@ class DashboardScreen(Screen[None]):
             yield Label("Today's budget", classes="heading")
             yield Static("", id="budget")
             with Grid(id="numbers"):
-                for name in ("today", "wagered", "pending", "wins", "losses", "roi"):
+                for name in NUMBERS:
                     yield Static("", id=name, classes="number")
             yield Label("Daily profit and loss, last 14 days", classes="heading")
             yield Sparkline([0.0], id="pnl")
@@ -88,7 +92,8 @@ class DashboardScreen(Screen[None]):
             "pending": f"Pending\n[b]{t.pending}[/b]",
             "wins": f"Wins\n[b]{t.wins}[/b]",
             "losses": f"Losses\n[b]{t.losses}[/b]",
-            "roi": f"ROI\n[b]{roi}[/b]  ({t.rejected} rejected)",
+            "roi": f"ROI\n[b]{roi}[/b]",
+            "rejected": f"Rejected\n[b]{t.rejected}[/b]",
         }
         for name, text in numbers.items():
             self.query_one(f"#{name}", Static).update(text)
