@@ -15,6 +15,7 @@ and a miner whose queue overflows is disconnected and resumes later.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import ipaddress
@@ -132,7 +133,28 @@ class _Continue:
 
 
 class Connection:
-    """One miner's WebSocket: its identity, send queue and writer task."""
+    """One miner's WebSocket: its identity, its queued frames and their writer.
+
+    A frame goes straight to the socket when nothing is queued or still on
+    its way (`push`); otherwise it waits in a bounded queue that a writer task
+    drains. The queue and the writer exist only while frames are waiting, so
+    an idle miner costs neither.
+    """
+
+    __slots__ = (
+        "_durable",
+        "_frames",
+        "_in_flight",
+        "_limits",
+        "_room",
+        "_writer",
+        "close_reason",
+        "closing",
+        "heartbeat_interval",
+        "miner",
+        "session_id",
+        "ws",
+    )
 
     def __init__(
         self,
@@ -144,20 +166,17 @@ class Connection:
         self.session_id = uuid.uuid4().hex
         self.miner: str | None = None
         self.heartbeat_interval = 20.0
+        self.closing = False
+        self.close_reason: str | None = None
         self._limits = limits
         self._durable = durable
-        self._queue: asyncio.Queue[bytes | _Close] = asyncio.Queue(
-            limits.send_queue_frames
-        )
-        self._closing = False
-        self.close_reason: str | None = None
-        # True while the writer waits on an empty queue: a push may then go
-        # out at once (`push`), with no task to wake.
-        self._parked = False
-        # A push sent at once that had to wait for the socket; the writer
-        # lets it finish before it sends anything else.
+        self._frames: collections.deque[bytes | _Close] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        # A frame sent at once that had to wait for the socket; whatever is
+        # sent next waits for it.
         self._in_flight: asyncio.Task[None] | None = None
-        self._writer = asyncio.create_task(self._write())
+        # A handler waiting for room in a full queue.
+        self._room: asyncio.Future[None] | None = None
 
     @property
     def idle_timeout(self) -> float:
@@ -168,65 +187,48 @@ class Connection:
             self._limits.max_idle_timeout, max(self._limits.min_idle_timeout, wanted)
         )
 
-    async def _write(self) -> None:
-        try:
-            while True:
-                self._parked = True
-                try:
-                    item = await self._queue.get()
-                finally:
-                    self._parked = False
-                if self._in_flight is not None:
-                    await self._in_flight
-                    self._in_flight = None
-                if isinstance(item, _Close):
-                    await self.ws.close(item.code, item.reason)
-                    return
-                # Nothing leaves before what it reports is committed.
-                await self._durable()
-                await self.ws.send_text(item.decode())
-                # An idle miner must not keep its last frame (often the
-                # opening snapshot) alive while this task waits.
-                del item
-        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
-            log.debug("writer of %s stopped: %s", self.session_id, exc)
-        except Exception:
-            log.exception("writer of %s failed", self.session_id)
-        finally:
-            # Nothing more goes out: unblock a handler waiting for queue room.
-            self._closing = True
-            if self._in_flight is not None:
-                self._in_flight.cancel()
-            while not self._queue.empty():
-                self._queue.get_nowait()
+    def _queued(self) -> int:
+        return 0 if self._frames is None else len(self._frames)
+
+    # Sending.
 
     async def send(self, frame: bytes) -> None:
         """Queue a reply, waiting while this miner's queue is full."""
-        if not self._closing:
-            await self._queue.put(frame)
+        while not self.closing and self._queued() >= self._limits.send_queue_frames:
+            if self._room is None:
+                self._room = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._room)
+        if not self.closing:
+            self._enqueue(frame)
 
     def send_first(self, frames: list[bytes]) -> None:
         """Queue the frames that open a session, before any push can."""
         for frame in frames:
-            self._queue.put_nowait(frame)
+            self._enqueue(frame)
 
     def push(self, frame: bytes) -> None:
         """Send a push now, or queue it; a miner too slow to take it is dropped.
 
-        Pushes are committed before they are published, so when nothing is
-        queued ahead of it the frame goes straight to the socket: a push to
-        many miners then costs one pass over them, not a task wake-up each.
+        Pushes are committed before they are published, so when nothing waits
+        ahead of it the frame goes straight to the socket: a push to many
+        miners then costs one pass over them, not a task wake-up each.
         """
-        if self._closing:
+        if self.closing:
             return
-        if self._parked and self._in_flight is None and self._queue.empty():
+        if self._writer is None and self._in_flight is None:
             self._send_now(frame)
-            return
-        try:
-            self._queue.put_nowait(frame)
-        except asyncio.QueueFull:
+        elif self._queued() < self._limits.send_queue_frames:
+            self._enqueue(frame)
+        else:
             log.info("miner %s too slow, closing its websocket", self.miner)
             self.close(CLOSE_TRY_AGAIN, "send queue full; reconnect and resume")
+
+    def _enqueue(self, item: bytes | _Close) -> None:
+        if self._frames is None:
+            self._frames = collections.deque()
+        self._frames.append(item)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write())
 
     def _send_now(self, frame: bytes) -> None:
         """Start sending ``frame``; what cannot finish at once goes on in a task."""
@@ -237,29 +239,84 @@ class Connection:
             return
         except (WebSocketDisconnect, RuntimeError, OSError) as exc:
             log.debug("push to %s failed: %s", self.session_id, exc)
-            self._closing = True
-            self._writer.cancel()
+            self._stop()
             return
         self._in_flight = asyncio.ensure_future(_resume(sending, waiting_on))
         self._in_flight.add_done_callback(self._sent_late)
 
     def _sent_late(self, task: asyncio.Task[None]) -> None:
-        # The writer awaits this task unless it has stopped; then a failure
-        # (the miner went away) is only worth a debug line.
+        if self._in_flight is task:
+            self._in_flight = None
         if not task.cancelled() and task.exception() is not None:
             log.debug("push to %s failed: %s", self.session_id, task.exception())
+            self._stop()
+
+    async def _write(self) -> None:
+        """Drain the queue in order, then end (the next frame starts a new one)."""
+        frames = self._frames
+        assert frames is not None
+        try:
+            while frames:
+                in_flight = self._in_flight
+                if in_flight is not None:
+                    await in_flight
+                item = frames.popleft()
+                self._made_room()
+                if isinstance(item, _Close):
+                    await self.ws.close(item.code, item.reason)
+                    self._stop()
+                    return
+                # Nothing leaves before what it reports is committed.
+                await self._durable()
+                await self.ws.send_text(item.decode())
+                del item
+        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+            log.debug("writer of %s stopped: %s", self.session_id, exc)
+            self._stop()
+        except asyncio.CancelledError:
+            self._stop()
+            raise
+        except Exception:
+            log.exception("writer of %s failed", self.session_id)
+            self._stop()
+        finally:
+            if self._writer is asyncio.current_task():
+                self._writer = None
+                if self._frames is frames and not frames:
+                    self._frames = None
+
+    def _made_room(self) -> None:
+        if self._room is not None and (
+            self.closing or self._queued() < self._limits.send_queue_frames
+        ):
+            if not self._room.done():
+                self._room.set_result(None)
+            self._room = None
+
+    def _stop(self) -> None:
+        """Nothing more goes out: drop what waits and unblock a waiting handler."""
+        self.closing = True
+        self._frames = None
+        self._made_room()
+        if self._in_flight is not None:
+            self._in_flight.cancel()
+
+    # Closing.
 
     def close(self, code: int, reason: str) -> None:
         """Close after the frames already queued (now, if the queue is full)."""
-        if self._closing:
+        if self.closing:
             return
-        self._closing = True
-        self.close_reason = reason
-        try:
-            self._queue.put_nowait(_Close(code, reason))
-        except asyncio.QueueFull:
-            self._writer.cancel()
+        if self._queued() < self._limits.send_queue_frames:
+            self._enqueue(_Close(code, reason))
+            self.closing = True
+        else:
+            if self._writer is not None:
+                self._writer.cancel()
+            self._stop()
             self._writer = asyncio.create_task(self._close_now(code, reason))
+        self.close_reason = reason
+        self._made_room()
 
     async def _close_now(self, code: int, reason: str) -> None:
         with contextlib.suppress(Exception):
@@ -267,12 +324,15 @@ class Connection:
 
     async def finish(self) -> None:
         """Let the writer drain its queue, briefly, then stop it."""
-        if not self._closing:
+        if not self.closing:
             self.close(CLOSE_NORMAL, "closing")
+        writer = self._writer
+        if writer is None:
+            return
         try:
-            await asyncio.wait_for(asyncio.shield(self._writer), 2.0)
+            await asyncio.wait_for(asyncio.shield(writer), 2.0)
         except (TimeoutError, asyncio.CancelledError):
-            self._writer.cancel()
+            writer.cancel()
 
 
 class _Poll:
@@ -594,6 +654,8 @@ async def _session(hub: Hub, conn: Connection) -> None:
         answers = [hub.validator.snapshot(miner)]
     conn.send_first([hub.sign(welcome), *(hub.sign(a) for a in answers)])
     hub.register(conn, miner)
+    # This frame lives as long as the miner stays: keep nothing of the opening.
+    del answers, welcome, hello, msg, body, data, bucket
 
     while True:
         data = await _receive(ws, conn.idle_timeout)
@@ -602,22 +664,29 @@ async def _session(hub: Hub, conn: Connection) -> None:
             conn.close(CLOSE_NORMAL, f"idle for {conn.idle_timeout:g} s")
             return
         await hub.delay()
-        try:
-            allowed = hub.rates.allow(miner)
-            msg = _read_frame(hub, data)
-            if msg.sender != miner:
-                raise ProtocolError(
-                    ErrorCode.SENDER_MISMATCH,
-                    f"this connection belongs to {miner}, not {msg.sender}",
-                    msg.nonce,
-                )
-            hub.check(msg, allowed)
-            reply = _ws_dispatch(hub, conn, msg)
-        except ProtocolError as exc:
-            await conn.send(hub.error(exc.code, exc.message, exc.ref))
-            continue
-        for body_out in reply:
-            await conn.send(hub.sign(body_out))
+        await _answer(hub, conn, miner, data)
+        # An idle miner's session keeps nothing of its last frame.
+        del data
+
+
+async def _answer(hub: Hub, conn: Connection, miner: str, data: bytes) -> None:
+    """Check one frame of a miner's session and queue its answers."""
+    try:
+        allowed = hub.rates.allow(miner)
+        msg = _read_frame(hub, data)
+        if msg.sender != miner:
+            raise ProtocolError(
+                ErrorCode.SENDER_MISMATCH,
+                f"this connection belongs to {miner}, not {msg.sender}",
+                msg.nonce,
+            )
+        hub.check(msg, allowed)
+        reply = _ws_dispatch(hub, conn, msg)
+    except ProtocolError as exc:
+        await conn.send(hub.error(exc.code, exc.message, exc.ref))
+        return
+    for body_out in reply:
+        await conn.send(hub.sign(body_out))
 
 
 def _read_frame(hub: Hub, data: bytes) -> Signed:
