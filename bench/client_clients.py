@@ -57,14 +57,22 @@ async def transport_latency(
 
 
 async def _started_client(
-    url: str, store: str, scenario: str, expect: str, timeout: float = 60.0
+    url: str,
+    store: str,
+    scenario: str,
+    expect: str,
+    timeout: float = 60.0,
+    durable_sync: bool = True,
 ) -> Any:
     """A started `MinerClient` whose link is in state ``expect`` with games."""
     from bettensor_core.client import MinerClient
     from bettensor_core.config import ValidatorConfig
 
     client = MinerClient(
-        miner_signer(scenario, 0), [ValidatorConfig(url)], store_path=Path(store)
+        miner_signer(scenario, 0),
+        [ValidatorConfig(url)],
+        store_path=Path(store),
+        durable_sync=durable_sync,
     )
     await client.start()
     deadline = time.monotonic() + timeout
@@ -86,13 +94,17 @@ async def client_latency(
     store: str,
     expect: str,
     ready_first: bool = False,
+    durable_sync: bool = True,
 ) -> dict[str, Any]:
     """`MinerClient.submit` to `MinerClient.confirmations`, one after another.
 
     ``ready_first`` reports ``ready`` and waits for ``go`` before the first
-    prediction (so a profiler can attach first).
+    prediction (so a profiler can attach first). ``durable_sync`` is
+    `MinerClient`'s: off, a new prediction is not synced to disk in full.
     """
-    client = await _started_client(url, store, f"client-{expect}", expect)
+    client = await _started_client(
+        url, store, f"client-{expect}", expect, durable_sync=durable_sync
+    )
     try:
         snapshot = Snapshot(seq=0, games=list(client.games.values()))
         game = open_games(snapshot)[0]

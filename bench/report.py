@@ -33,6 +33,7 @@ COLUMN_TITLES = {
     "bytes_per_prediction": "bytes/prediction",
     "connect_bytes": "connect bytes",
     "cpu_s": "CPU s",
+    "cpu_ms_per_min": "CPU ms/min",
     "cpu_percent": "CPU % of a core",
     "switches_per_min": "switches/min",
     "bytes_per_hour": "bytes/hour",

@@ -53,6 +53,7 @@ class Sizes:
     push_gap: float
     capacity_miners: tuple[int, ...]
     idle_seconds: float
+    app_idle_seconds: float
     bytes_round_trips: int
     steady_miners: int
     steady_seconds: float
@@ -72,7 +73,10 @@ FULL = Sizes(
     push_rounds=5,
     push_gap=2.0,
     capacity_miners=(1000, 5000),
-    idle_seconds=60.0,
+    # Five minutes, so the window holds several heartbeats: with one or two in
+    # 60 s, the idle client's CPU swung 6x between runs.
+    idle_seconds=300.0,
+    app_idle_seconds=60.0,
     bytes_round_trips=200,
     steady_miners=50,
     steady_seconds=120.0,
@@ -93,6 +97,7 @@ SMOKE = Sizes(
     push_gap=0.5,
     capacity_miners=(20,),
     idle_seconds=2.0,
+    app_idle_seconds=2.0,
     bytes_round_trips=5,
     steady_miners=3,
     steady_seconds=2.0,
@@ -319,6 +324,15 @@ async def latency(ctx: Context) -> dict[str, Any]:
                 store=ctx.path("client-ws"),
                 expect="websocket",
             )
+            await add(
+                "MinerClient with durable_sync off: over WebSocket",
+                "what-if",
+                "bench.client_clients:client_latency",
+                url=server.url,
+                store=ctx.path("client-ws-nosync"),
+                expect="websocket",
+                durable_sync=False,
+            )
             await flush()
 
     async def server_5() -> None:
@@ -331,6 +345,15 @@ async def latency(ctx: Context) -> dict[str, Any]:
                 url=server.url,
                 store=ctx.path("client-http"),
                 expect="http",
+            )
+            await add(
+                "MinerClient with durable_sync off: over HTTP",
+                "what-if",
+                "bench.client_clients:client_latency",
+                url=server.url,
+                store=ctx.path("client-http-nosync"),
+                expect="http",
+                durable_sync=False,
             )
             await flush()
 
@@ -409,7 +432,9 @@ async def latency(ctx: Context) -> dict[str, Any]:
             "The stub as committed sets TCP_NODELAY "
             f"{'itself' if settings.get('nodelay_in_stub') else 'NOT (forced on here)'}"
             f" and gathers writes for up to {settings.get('commit_gap_in_stub')} s "
-            "before a commit; 'what-if' rows change one of those settings."
+            "before a commit; 'what-if' rows change one of those settings, or "
+            "MinerClient's durable_sync (on by default: each new prediction is "
+            "synced to disk in full before it is sent)."
         ),
         "rows": rows,
         "columns": ["p50_ms", "p95_ms", "p99_ms", "ratio_to_floor"],
@@ -1002,6 +1027,7 @@ async def power(ctx: Context) -> dict[str, Any]:
                     "variant": label,
                     "kind": kind,
                     "cpu_s": used["cpu_s"],
+                    "cpu_ms_per_min": 1000 * used["cpu_s"] * 60 / used["seconds"],
                     "cpu_percent": 100 * used["cpu_s"] / used["seconds"],
                     "switches_per_min": switches * 60 / used["seconds"],
                     "bytes_in_window": window_bytes,
@@ -1026,6 +1052,7 @@ async def power(ctx: Context) -> dict[str, Any]:
         "rows": rows,
         "columns": [
             "cpu_s",
+            "cpu_ms_per_min",
             "cpu_percent",
             "switches_per_min",
             "bytes_per_hour",
@@ -1167,7 +1194,11 @@ async def app(ctx: Context) -> dict[str, Any]:
         cold = [] if s.smoke else await app_scenario.cold_start(ctx, server, games, 3)
         # The window opens after the app's switch to idle power (60 s).
         idle = await app_scenario.idle_in_pty(
-            ctx, server, games, settle=0.5 if s.smoke else 65.0, window=s.idle_seconds
+            ctx,
+            server,
+            games,
+            settle=0.5 if s.smoke else 65.0,
+            window=s.app_idle_seconds,
         )
     many = 300 if s.smoke else 5000
     odds_rate = 20.0 if s.smoke else 100.0
@@ -1243,7 +1274,7 @@ async def app(ctx: Context) -> dict[str, Any]:
             "capture-pane` (a few ms of resolution; cold start runs "
             f"{1 if s.smoke else 3} times, {keys['presses']} key presses, "
             f"{keys['missed']} missed). Idle: the app alone in a pty we read, "
-            f"{s.idle_seconds:g} s window opening "
+            f"{s.app_idle_seconds:g} s window opening "
             f"{0.5 if s.smoke else 65:g} s after it showed its games (after its "
             "60 s switch to the idle power state); "
             "odds frozen (stub speed 0). " + NODELAY + "."
