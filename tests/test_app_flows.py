@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Footer, Input, Select, Static
 from textual.widgets._footer import FooterKey
 from textual.widgets._toast import Toast
 
@@ -563,6 +563,23 @@ async def test_settings_are_checked_and_saved(make_app: Any, tmp_path: Path) -> 
         assert "not written yet" not in text(app, "#where")
         assert app.power.idle_after == 120
         assert app.power.profiles[PowerState.IDLE].heartbeat_interval == 50
+
+
+async def test_settings_revert_takes_back_a_tried_theme(make_app: Any) -> None:
+    """A theme picked in Settings applies at once; ctrl+r puts the saved one back."""
+    async with make_app().run_test(size=(120, 40)) as pilot:
+        app = await ready(pilot)
+        before = app.theme
+        await pilot.press("s")
+        await until(pilot, lambda: app.screen.query("#theme"))
+        other = next(t for t in sorted(app.available_themes) if t != before)
+        app.screen.query_one("#theme", Select).value = other
+        await until(pilot, lambda: app.theme == other)
+
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert app.theme == before
+        assert app.screen.query_one("#theme", Select).value == before
 
 
 async def test_nothing_is_redrawn_while_nothing_changes(make_app: Any) -> None:

@@ -135,6 +135,10 @@ class SettingsScreen(Screen[None]):
                 values[f"{state.value}-{knob}"] = f"{getattr(profile, knob):g}"
         for key, value in values.items():
             self.query_one(f"#{key}", Input).value = value
+        # The theme is tried on as it is picked; reverting takes it back too.
+        if config.theme in self.app.available_themes:
+            self.query_one("#theme", Select).value = config.theme
+            self.app.theme = config.theme
         self._show_where()
         self.query_one("#settings-error", Static).update("")
 
