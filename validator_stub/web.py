@@ -5,11 +5,11 @@ same checks run on both transports, in the same order: size, rate, signature
 and type, sender, freshness and nonce; refused input gets an `Error` (an
 error frame, or a 4xx with a signed error body) and changes nothing.
 
-Each WebSocket has its own bounded send queue drained by its own writer task.
-A push to a miner with nothing queued goes straight to its socket (one pass
-over all miners, as a bare broadcast would); a miner whose socket is backed
-up gets the push queued instead, so one slow miner never holds up the others,
-and a miner whose queue overflows is disconnected and resumes later.
+A push to a miner with nothing waiting goes straight to its socket (one pass
+over all miners, as a bare broadcast would). Otherwise it joins that miner's
+own bounded queue, drained by its own writer task (both exist only while
+frames wait), so one slow miner never holds up the others; a miner whose
+queue overflows is disconnected and resumes later.
 """
 
 from __future__ import annotations
