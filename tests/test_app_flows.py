@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual import events
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Footer, Input, Select, Static
 from textual.widgets._footer import FooterKey
@@ -490,6 +491,30 @@ async def test_narrow_screen_predict_dialog_is_full_screen(
         line = app.screen.query_one(StatusLine).region
         for toast in app.screen.query(Toast):
             assert toast.region.bottom <= line.y, (toast.region, line)
+
+
+async def test_keys_typed_ahead_go_to_the_wager(
+    make_app: Any, stub: StubServer
+) -> None:
+    """A burst of "1", "1", "2" (fast typing over SSH) is team A with a wager of 12."""
+    async with make_app().run_test(size=(80, 24)) as pilot:
+        app = await ready(pilot)
+        game = open_games(stub)[0]
+        dialog = await open_dialog(pilot, game.game_id)
+        await pilot.pause()
+
+        # All three arrive before the wager has taken the focus.
+        for key in "112":
+            app.post_message(events.Key(key, key))
+        wager = dialog.query_one("#wager", Input)
+        await until(pilot, lambda: wager.value == "12", timeout=3)
+        assert dialog.outcome == 0
+
+        # Going back to the outcomes, a digit chooses again.
+        dialog.query_one("#outcomes").focus()
+        await pilot.pause()
+        await pilot.press("2")
+        assert dialog.outcome == 1 and wager.value == "12"
 
 
 async def test_offline_prediction_is_queued_not_sent(

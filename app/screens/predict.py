@@ -13,9 +13,9 @@ import logging
 from typing import TYPE_CHECKING
 
 import msgspec
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, NoBinding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, OptionList, Static
@@ -70,6 +70,7 @@ class PredictDialog(ModalScreen[str | None]):
         self.shown_game: Game | None = None
         self.moved_to: Game | None = None
         self.sending = False
+        self._wager_pending = False
 
     @property
     def miner(self) -> MinerApp:
@@ -242,7 +243,41 @@ class PredictDialog(ModalScreen[str | None]):
         self._show_game()
         self.query_one("#outcomes", OptionList).highlighted = outcome
         self._check()
-        self.query_one("#wager", Input).focus()
+        wager = self.query_one("#wager", Input)
+        if self.focused is not wager:
+            # Until the wager has focus, typed characters belong to it.
+            self._wager_pending = True
+            wager.focus()
+
+    async def on_key(self, event: events.Key) -> None:
+        """Outcome keys and type-ahead, decided in the order they were typed.
+
+        Keys reach here from the outcomes list and the buttons (the wager
+        takes its own). Over SSH a burst like "1", "1", "2" can arrive before
+        the wager has focus: after an outcome key the rest is the wager, not
+        another choice of outcome.
+        """
+        if self._wager_pending and event.is_printable and event.character:
+            event.stop()
+            event.prevent_default()
+            self.query_one("#wager", Input).insert_text_at_cursor(event.character)
+            return
+        try:
+            bindings = self._bindings.get_bindings_for_key(event.key)
+        except NoBinding:
+            return
+        for binding in bindings:
+            if binding.action.startswith("choose("):
+                event.stop()
+                event.prevent_default()
+                await self.run_action(binding.action)
+                return
+
+    @on(events.DescendantFocus)
+    def _focus_moved(self, event: events.DescendantFocus) -> None:
+        # Moving to the outcomes or a button is deliberate: keys choose again.
+        if event.widget is not self.query_one("#wager"):
+            self._wager_pending = False
 
     @on(OptionList.OptionSelected, "#outcomes")
     def _outcome_selected(self, event: OptionList.OptionSelected) -> None:
