@@ -115,6 +115,10 @@ class _MinerFileHandler(logging.handlers.RotatingFileHandler):
     """Marks the handler `setup_logging` installed, so a second call replaces it."""
 
 
+# Libraries whose INFO lines are one per request.
+CHATTY_LOGGERS = ("httpx", "httpcore")
+
+
 def setup_logging(
     log_dir: str | Path | None = None,
     level: str | int = "INFO",
@@ -155,6 +159,11 @@ def setup_logging(
     handler.addFilter(SecretFilter())
     root.addHandler(handler)
     root.setLevel(root_level)
+    # httpx logs every request at INFO: each long-poll and heartbeat would bury
+    # the link's own lines. Its warnings stay, and DEBUG shows everything.
+    for name in CHATTY_LOGGERS:
+        chatty = logging.getLogger(name)
+        chatty.setLevel(root_level if root_level <= logging.DEBUG else logging.WARNING)
     if quiet_terminal:
         logging.captureWarnings(True)
     logging.getLogger(__name__).info("logging to %s", path)

@@ -191,5 +191,5 @@ def parse_wager(text: str, budget: float) -> float:
     if not _WAGER_TEXT.match(text):
         raise WagerError("Use at most two decimals, digits only (for example 12.50).")
     if value > budget + _EPSILON:
-        raise WagerError(f"Only {budget:.2f} is left in today's budget.")
+        raise WagerError(f"Only {budget:,.2f} is left in today's budget.")
     return value

@@ -139,3 +139,23 @@ def test_bad_level_is_refused(tmp_path: Path, clean_root: logging.Logger) -> Non
     """An unknown level name raises ValueError naming it."""
     with pytest.raises(ValueError, match="LOUD"):
         setup_logging(tmp_path, "LOUD")
+
+
+@pytest.mark.parametrize(("level", "kept"), [("INFO", False), ("DEBUG", True)])
+def test_per_request_library_lines_stay_out_unless_debugging(
+    tmp_path: Path, clean_root: logging.Logger, level: str, kept: bool
+) -> None:
+    """httpx's INFO line per request is left out at INFO; its warnings never are."""
+    httpx_log = logging.getLogger("httpx")
+    before = httpx_log.level
+    try:
+        path = setup_logging(tmp_path, level)
+        httpx_log.info('HTTP Request: POST /v1/events "HTTP/1.1 200 OK"')
+        httpx_log.warning("connection pool is full")
+        for handler in clean_root.handlers:
+            handler.flush()
+        text = path.read_text(encoding="utf-8")
+        assert ("POST /v1/events" in text) is kept
+        assert "connection pool is full" in text
+    finally:
+        httpx_log.setLevel(before)
