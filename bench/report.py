@@ -316,7 +316,7 @@ def render(results: dict[str, Any], charts: dict[str, str]) -> str:
         "setting changed, to show what that setting costs; **baseline** is the "
         "study's naive poller. Bench-only dependencies: "
         "`python-socketio` (the peer), `matplotlib` (charts), `py-spy` (profiles).",
-        "Run it: `python -m bench` (about 15 minutes, rewrites this page, "
+        "Run it: `python -m bench` (about 17 minutes, rewrites this page, "
         "`bench/results/latest.json` and `docs/bench/*.png`); `--smoke` (every "
         "scenario with tiny sizes, in a temporary directory, under a minute); "
         "`--only latency,push`; `--report` (this page again from the JSON); "
