@@ -21,6 +21,7 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Annotated
 
 import msgspec
 from bittensor_wallet import Keypair
@@ -34,6 +35,13 @@ FRESHNESS_WINDOW = 30.0
 DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024
 
 
+# A nonce is kept by the receiver until it expires, so its size is bounded;
+# newlines and the like could blur the signed payload's lines.
+Nonce = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=64, pattern="^[0-9A-Za-z_-]+$")
+]
+
+
 class Envelope(msgspec.Struct, frozen=True):
     """The signed wrapper around every message body."""
 
@@ -41,7 +49,7 @@ class Envelope(msgspec.Struct, frozen=True):
     type: str
     sender: str
     ts: int
-    nonce: str
+    nonce: Nonce
     body: msgspec.Raw
     sig: str
 

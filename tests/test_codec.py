@@ -141,6 +141,8 @@ def test_another_senders_signature(miner_signer: Signer, other_signer: Signer):
         ({"type": "bogus"}, ErrorCode.UNKNOWN_TYPE),
         ({"ts": "soon"}, ErrorCode.MALFORMED),
         ({"sig": None}, ErrorCode.MALFORMED),
+        ({"nonce": "ab" * 50_000}, ErrorCode.MALFORMED),
+        ({"nonce": "0123456789abcdef\nforged"}, ErrorCode.MALFORMED),
     ],
 )
 def test_envelope_errors(miner_signer: Signer, change: dict[str, object], code: str):

@@ -51,7 +51,11 @@ def _envelope(bodies: list[type[Body]]) -> dict[str, Any]:
             "type": {"type": "string", "enum": names},
             "sender": {"type": "string", "description": "ss58 hotkey address"},
             "ts": {"type": "integer", "description": "Unix time, milliseconds"},
-            "nonce": {"type": "string", "description": "single-use, 32 hex digits"},
+            "nonce": {
+                "type": "string",
+                "pattern": "^[0-9A-Za-z_-]{1,64}$",
+                "description": "single-use; codec.encode makes 32 hex digits",
+            },
             "body": refs[0] if len(refs) == 1 else {"oneOf": refs},
             "sig": {"type": "string", "pattern": "^0x[0-9a-f]{128}$"},
         },
