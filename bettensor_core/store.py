@@ -12,16 +12,19 @@ browsed offline and nothing is lost when the process dies:
   signed with.
 
 Each change is one transaction. A prediction is committed before anything is
-sent. The store keeps an in-memory copy of games and prediction records, so
-reads never touch the disk.
+sent. The store keeps an in-memory copy of games, prediction records and the
+outbox, so reads never touch the disk. That a prediction was sent is written
+with the next transaction (usually its confirmation's): it is only shown,
+and a prediction found queued after a crash is resent just as a sent one is.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,9 +128,16 @@ class Store:
         # many predictions the day holds. Kept in whole cents so that adding
         # and taking away wagers never drifts.
         self._day_cents: dict[tuple[str, str], int] = {}
+        # Per validator, the ids still to confirm there, oldest first.
+        self._open: dict[str, dict[str, None]] = {}
+        # Sent marks not yet written: (id, validator) -> (via, sent_at).
+        self._unsaved_sent: dict[tuple[str, str], tuple[str, float]] = {}
         self._load()
 
     def close(self) -> None:
+        if self._unsaved_sent:
+            with self._transaction():
+                pass
         self._db.close()
 
     # Reading (from memory).
@@ -170,13 +180,8 @@ class Store:
 
     def pending(self, validator: str, limit: int) -> list[Prediction]:
         """The oldest predictions not yet confirmed by ``validator``."""
-        rows = self._db.execute(
-            "SELECT p.data FROM deliveries d JOIN predictions p USING (prediction_id)"
-            " WHERE d.validator = ? AND d.state IN (?, ?)"
-            " ORDER BY p.created_at, p.prediction_id LIMIT ?",
-            (validator, *_OPEN, limit),
-        ).fetchall()
-        return [_predictions.decode(row[0]) for row in rows]
+        ids = itertools.islice(self._open.get(validator, ()), limit)
+        return [self._records[pid].prediction for pid in ids]
 
     def cursor(self, validator: str) -> tuple[int | None, str | None]:
         """The last seq applied from ``validator`` and the hotkey it signs with."""
@@ -221,6 +226,7 @@ class Store:
         self._records[prediction.prediction_id] = record
         for name in validators:
             self._count_wager(record, name, +1)
+            self._open.setdefault(name, {})[prediction.prediction_id] = None
         return record
 
     def mark_sent(
@@ -231,15 +237,6 @@ class Store:
         Returns the ids sent for the first time (queued until now).
         """
         first: set[str] = set()
-        with self._transaction():
-            self._db.executemany(
-                "UPDATE deliveries SET state = ?, via = ?, sent_at = ?"
-                " WHERE prediction_id = ? AND validator = ? AND state IN (?, ?)",
-                [
-                    (DeliveryState.SENT.value, via, now, pid, validator, *_OPEN)
-                    for pid in prediction_ids
-                ],
-            )
         for pid in prediction_ids:
             delivery = self._delivery(pid, validator)
             if delivery is not None and delivery.state in _OPEN:
@@ -248,6 +245,8 @@ class Store:
                 delivery.state = DeliveryState.SENT
                 delivery.via = via
                 delivery.sent_at = now
+                # Written with the next transaction: no commit of its own.
+                self._unsaved_sent[(pid, validator)] = (via, now)
         return first
 
     def confirm(
@@ -317,7 +316,20 @@ class Store:
     # Internals.
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+        return _Transaction(self._db, self._write_sent_marks)
+
+    def _write_sent_marks(self) -> None:
+        if not self._unsaved_sent:
+            return
+        marks, self._unsaved_sent = self._unsaved_sent, {}
+        self._db.executemany(
+            "UPDATE deliveries SET state = ?, via = ?, sent_at = ?"
+            " WHERE prediction_id = ? AND validator = ? AND state IN (?, ?)",
+            [
+                (DeliveryState.SENT.value, via, sent_at, pid, validator, *_OPEN)
+                for (pid, validator), (via, sent_at) in marks.items()
+            ],
+        )
 
     def _delivery(self, prediction_id: str, validator: str) -> Delivery | None:
         record = self._records.get(prediction_id)
@@ -345,6 +357,7 @@ class Store:
             )
             delivery.state = state
             delivery.confirmation = confirmation
+            self._open.get(validator, {}).pop(pid, None)
             if state == DeliveryState.REJECTED:
                 self._count_wager(self._records[pid], validator, -1)
             changed.add(pid)
@@ -433,16 +446,28 @@ class Store:
             )
             if state != DeliveryState.REJECTED.value:
                 self._count_wager(record, validator, +1)
+        # The outbox, oldest first, as `pending` hands it out.
+        by_age = sorted(
+            self._records.values(),
+            key=lambda r: (r.created_at, r.prediction.prediction_id),
+        )
+        for record in by_age:
+            for validator, delivery in record.deliveries.items():
+                if delivery.state in _OPEN:
+                    pid = record.prediction.prediction_id
+                    self._open.setdefault(validator, {})[pid] = None
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on an exception."""
+    """``BEGIN IMMEDIATE``, ``first()``, the body, then ``COMMIT`` (or ``ROLLBACK``)."""
 
-    def __init__(self, db: sqlite3.Connection):
+    def __init__(self, db: sqlite3.Connection, first: Callable[[], None]):
         self._db = db
+        self._first = first
 
     def __enter__(self) -> None:
         self._db.execute("BEGIN IMMEDIATE")
+        self._first()
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")

@@ -124,6 +124,55 @@ def test_a_prediction_is_durable_and_pending_until_confirmed(tmp_path: Path) -> 
     store.close()
 
 
+def test_a_sent_mark_is_written_with_the_next_transaction(tmp_path: Path) -> None:
+    """Sending costs no commit: a crash before the answer leaves it queued (and
+    resent); the confirmation's transaction writes how and when it was sent."""
+    path = tmp_path / "miner.sqlite3"
+    store = Store(path)
+    p = _prediction()
+    store.add_prediction(p, ["v1"])
+    store.mark_sent("v1", [p.prediction_id], "websocket", 5.0)
+    assert store.prediction(p.prediction_id).deliveries["v1"].via == "websocket"
+
+    # What a process started after a crash right now would find.
+    after_crash = Store(path)
+    assert after_crash.prediction(p.prediction_id).deliveries["v1"].state == (
+        DeliveryState.QUEUED
+    )
+    assert after_crash.pending("v1", 10) == [p]
+    after_crash.close()
+
+    store.confirm("v1", [_confirmation(p.prediction_id)])
+    store.close()
+    reopened = Store(path)
+    delivery = reopened.prediction(p.prediction_id).deliveries["v1"]
+    assert (delivery.state, delivery.via, delivery.sent_at) == (
+        DeliveryState.ACCEPTED,
+        "websocket",
+        5.0,
+    )
+    assert reopened.pending("v1", 10) == []
+    reopened.close()
+
+
+def test_pending_is_oldest_first_and_limited(tmp_path: Path) -> None:
+    """The outbox hands out the oldest open predictions first, also after reopening."""
+    path = tmp_path / "miner.sqlite3"
+    store = Store(path)
+    made = [
+        msgspec.structs.replace(_prediction(), created_at=1000.0 + k) for k in range(5)
+    ]
+    for p in reversed(made):
+        store.add_prediction(p, ["v1"])
+    store.confirm("v1", [_confirmation(made[1].prediction_id)])
+    store.close()
+
+    store = Store(path)
+    expected = [made[k].prediction_id for k in (0, 2, 3)]
+    assert [p.prediction_id for p in store.pending("v1", 3)] == expected
+    store.close()
+
+
 def test_events_apply_in_order_once_and_move_the_cursor(tmp_path: Path) -> None:
     """Events at or below the cursor are skipped; the cursor is the last seq applied."""
     store = Store(tmp_path / "s.sqlite3")
