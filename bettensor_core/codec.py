@@ -37,9 +37,8 @@ DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024
 
 # A nonce is kept by the receiver until it expires, so its size is bounded;
 # newlines and the like could blur the signed payload's lines.
-Nonce = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=64, pattern="^[0-9A-Za-z_-]+$")
-]
+NONCE_PATTERN = "^[0-9A-Za-z_-]{1,64}$"
+Nonce = Annotated[str, msgspec.Meta(pattern=NONCE_PATTERN)]
 
 
 class Envelope(msgspec.Struct, frozen=True):

@@ -17,6 +17,12 @@ import msgspec
 
 PROTOCOL_VERSION = 1
 
+# The HTTP header in which a client names its session (at most
+# MAX_SESSION_CHARS characters): a hint that spares its long-poll a wake-up for
+# confirmations it was just answered with. Not signed, since it grants nothing.
+SESSION_HEADER = "x-bettensor-session"
+MAX_SESSION_CHARS = 64
+
 OUTCOME_TEAM_A = 0
 OUTCOME_TEAM_B = 1
 OUTCOME_TIE = 2

@@ -136,6 +136,7 @@ class Store:
 
     def close(self) -> None:
         if self._unsaved_sent:
+            # An empty transaction: opening one writes the sent marks.
             with self._transaction():
                 pass
         self._db.close()
@@ -446,16 +447,16 @@ class Store:
             )
             if state != DeliveryState.REJECTED.value:
                 self._count_wager(record, validator, +1)
-        # The outbox, oldest first, as `pending` hands it out.
-        by_age = sorted(
-            self._records.values(),
-            key=lambda r: (r.created_at, r.prediction.prediction_id),
+        # The outbox, oldest first, as `pending` hands it out. Only open
+        # deliveries are sorted, not the whole history.
+        outbox = sorted(
+            (record.created_at, record.prediction.prediction_id, validator)
+            for record in self._records.values()
+            for validator, delivery in record.deliveries.items()
+            if delivery.state in _OPEN
         )
-        for record in by_age:
-            for validator, delivery in record.deliveries.items():
-                if delivery.state in _OPEN:
-                    pid = record.prediction.prediction_id
-                    self._open.setdefault(validator, {})[pid] = None
+        for _, pid, validator in outbox:
+            self._open.setdefault(validator, {})[pid] = None
 
 
 class _Transaction:

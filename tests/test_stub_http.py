@@ -10,6 +10,7 @@ import pytest
 
 from bettensor_core.codec import decode, encode
 from bettensor_core.protocol import (
+    SESSION_HEADER,
     Confirmation,
     ConfirmationBatch,
     Events,
@@ -19,7 +20,6 @@ from bettensor_core.protocol import (
     Snapshot,
 )
 from validator_stub import StubServer
-from validator_stub.web import SESSION_HEADER
 
 
 async def test_http_prediction_confirmed(

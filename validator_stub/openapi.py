@@ -11,21 +11,18 @@ from typing import Any
 
 import msgspec
 
+from bettensor_core.codec import NONCE_PATTERN
 from bettensor_core.protocol import (
+    MAX_SESSION_CHARS,
     MESSAGE_TYPES,
     PROTOCOL_VERSION,
+    SESSION_HEADER,
     TYPE_NAMES,
     Body,
     Error,
     Snapshot,
 )
-from validator_stub.web import (
-    CONTROL_BODIES,
-    HTTP_BODIES,
-    MAX_SESSION_CHARS,
-    SESSION_HEADER,
-    ControlResult,
-)
+from validator_stub.web import CONTROL_BODIES, HTTP_BODIES, ControlResult
 
 REF = "#/components/schemas/{name}"
 
@@ -53,7 +50,7 @@ def _envelope(bodies: list[type[Body]]) -> dict[str, Any]:
             "ts": {"type": "integer", "description": "Unix time, milliseconds"},
             "nonce": {
                 "type": "string",
-                "pattern": "^[0-9A-Za-z_-]{1,64}$",
+                "pattern": NONCE_PATTERN,
                 "description": "single-use; codec.encode makes 32 hex digits",
             },
             "body": refs[0] if len(refs) == 1 else {"oneOf": refs},

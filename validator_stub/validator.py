@@ -58,10 +58,11 @@ class GameError(ValueError):
 class LoggedEvent:
     """An event and the miner it is for (``None``: every miner).
 
-    ``answered`` names the WebSocket session that has this event's news as
-    the direct answer to its request (a confirmation); the live push skips
-    that session, which would only get the same confirmation twice. It is
-    not stored: a replay after a reconnect sends the event like any other.
+    ``answered`` names the session (a WebSocket's id, or ``http:`` and an
+    HTTP client's own name) that has this event's news as the direct answer
+    to its request (a confirmation): the live push skips that session, and
+    its long-poll is not woken for it. It is not stored: a replay after a
+    reconnect sends the event like any other.
     """
 
     event: Event
@@ -70,6 +71,10 @@ class LoggedEvent:
 
     def concerns(self, miner: str) -> bool:
         return self.miner is None or self.miner == miner
+
+    def is_news_to(self, session: str | None) -> bool:
+        """Whether ``session`` lacks this event (it was not its answer)."""
+        return self.answered is None or session != self.answered
 
 
 class EventLog:
@@ -285,8 +290,8 @@ class Validator:
     ) -> Confirmation:
         """Decide on one prediction and record it; await `durable` before answering.
 
-        ``answered``: the WebSocket session that gets the confirmation as its
-        answer, so that the confirmation event is not pushed to it as well.
+        ``answered``: the session that gets the confirmation as its answer,
+        so that the confirmation event is not pushed to it as well.
         """
         now = self.clock()
         row = self.store.one(

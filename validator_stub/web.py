@@ -36,6 +36,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from bettensor_core.codec import Signed, Signer, decode, encode
 from bettensor_core.errors import ErrorCode, ProtocolError
 from bettensor_core.protocol import (
+    MAX_SESSION_CHARS,
+    SESSION_HEADER,
     Body,
     Confirmation,
     ConfirmationBatch,
@@ -80,12 +82,6 @@ CLOSE_RESTART = 1012
 CLOSE_TRY_AGAIN = 1013
 
 ENVELOPE_MEDIA = "application/json"
-
-# An HTTP client's own name for its session, sent on every request. It only
-# spares the client's long-poll a wake-up for confirmations it has just been
-# answered with; it is not signed because it grants nothing.
-SESSION_HEADER = "x-bettensor-session"
-MAX_SESSION_CHARS = 64
 
 _T = TypeVar("_T")
 
@@ -405,25 +401,24 @@ class Hub:
         start = 0
         while start < len(batch):
             # One frame per run of events with the same audience.
-            miner, answered = batch[start].miner, batch[start].answered
+            lead = batch[start]
             end = start + 1
             while (
                 end < len(batch)
-                and batch[end].miner == miner
-                and batch[end].answered == answered
+                and batch[end].miner == lead.miner
+                and batch[end].answered == lead.answered
                 and (end - start < self.limits.events_per_frame)
             ):
                 end += 1
             run = [e.event for e in batch[start:end]]
             start = end
 
+            miner = lead.miner
             targets = self.connections if miner is None else self.by_miner.get(miner)
+            if lead.answered is not None and targets:
+                targets = {c for c in targets if lead.is_news_to(c.session_id)}
             if not targets:
                 continue
-            if answered is not None:
-                targets = {c for c in targets if c.session_id != answered}
-                if not targets:
-                    continue
             frame = self.sign(Events(events=run, head=run[-1].seq))
             for conn in list(targets):
                 conn.push(frame)
@@ -441,7 +436,7 @@ class Hub:
             return
         for logged in batch:
             for poll in self._polls.get(logged.miner or "", ()):
-                if poll.session is None or poll.session != logged.answered:
+                if logged.is_news_to(poll.session):
                     poll.woken.set()
 
     def wake(self) -> None:
@@ -788,6 +783,7 @@ async def post_events(request: Request) -> Response:
     assert isinstance(body, ResumeRequest)
     hold = min(max(0.0, body.hold), hub.limits.max_long_poll)
     deadline = time.monotonic() + hold
+    session = _http_session(request)
     drops = hub.drop_count
 
     # The long-poll: answer at once when something is new, else wait for a push.
@@ -797,7 +793,7 @@ async def post_events(request: Request) -> Response:
         quiet = isinstance(answer, Events) and not answer.events
         if not quiet or remaining <= 0 or hub.stopping or hub.drop_count != drops:
             break
-        await hub.wait_change(msg.sender, _http_session(request), remaining)
+        await hub.wait_change(msg.sender, session, remaining)
     await hub.validator.durable()
     return _envelope(hub, answer)
 

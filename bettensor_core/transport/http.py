@@ -19,6 +19,7 @@ from httpx_aiohttp import AiohttpTransport
 from bettensor_core.codec import Signed, Signer, decode, encode
 from bettensor_core.errors import ErrorCode, ProtocolError, TransportError
 from bettensor_core.protocol import (
+    SESSION_HEADER,
     Body,
     Heartbeat,
     Hello,
@@ -44,8 +45,6 @@ HOLD_MARGIN = 5.0
 # prediction paid for a new connection. The stub keeps connections for 75 s;
 # closing ours first means we never reuse one the server is closing.
 KEEPALIVE_EXPIRY = 60.0
-# The header naming a session to the validator (docs/protocol.md).
-SESSION_HEADER = "x-bettensor-session"
 
 
 def make_http_client(base_url: str, *, aiohttp: bool = True) -> httpx.AsyncClient:
